@@ -1,0 +1,153 @@
+"""Typed records the core stores and passes around: jobs, quota settings and usage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class JobState(StrEnum):
+    """A job's life in the bot, persisted in ``jobs.status``.
+
+    PENDING → QUEUED → RUNNING → DELIVERING → DELIVERED, or → FAILED / CANCELLED from any
+    non-terminal state. PENDING means the row exists and the submit may be in flight.
+    """
+
+    PENDING = "pending"
+    QUEUED = "queued"
+    RUNNING = "running"
+    DELIVERING = "delivering"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+
+TERMINAL_STATES = frozenset({JobState.DELIVERED, JobState.FAILED, JobState.CANCELLED})
+ACTIVE_STATES = tuple(s for s in JobState if s not in TERMINAL_STATES)
+
+
+class FailureReason(StrEnum):
+    """Why a job ended without an image; each has its own message for the member."""
+
+    CONTENT_BLOCKED = "content_blocked"
+    INVALID_REQUEST = "invalid_request"
+    UPSTREAM_TIMEOUT = "upstream_timeout"
+    UPSTREAM_FAILED = "upstream_failed"
+    UPSTREAM_UNAVAILABLE = "upstream_unavailable"
+    ACCOUNT_PROBLEM = "account_problem"
+    INTERRUPTED = "interrupted"
+    RESULT_UNAVAILABLE = "result_unavailable"
+    LOST_UPSTREAM = "lost_upstream"
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """What a command hands the core to create a job."""
+
+    user_id: int
+    guild_id: int | None
+    channel_id: int
+    message_id: int | None
+    application_id: int | None
+    interaction_token: str | None
+    token_expires_at: float | None
+    upload_limit: int
+    prompt: str
+    aspect_ratio: str | None
+    resolution: str
+    with_text: bool
+    image_urls: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """One row of the ``jobs`` table."""
+
+    id: int
+    status: JobState
+    user_id: int
+    guild_id: int | None
+    channel_id: int
+    message_id: int | None
+    application_id: int | None
+    interaction_token: str | None
+    token_expires_at: float | None
+    upload_limit: int
+    prompt: str
+    aspect_ratio: str | None
+    resolution: str
+    with_text: bool
+    image_urls: tuple[str, ...]
+    cost: int
+    quota_day: str
+    request_id: str | None = None
+    status_url: str | None = None
+    response_url: str | None = None
+    cancel_url: str | None = None
+    queue_position: int | None = None
+    created_at: float = 0.0
+    submitted_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    cancel_requested_by: int | None = None
+    cancel_requested_at: float | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+
+    @property
+    def reference_count(self) -> int:
+        return len(self.image_urls)
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaSettings:
+    """A server's limits; ``None`` means no limit."""
+
+    guild_id: int
+    user_daily: int | None = None
+    guild_daily: int | None = None
+    max_concurrent: int | None = None
+    weight_4k: int | None = None  # None: the operator's default
+    updated_by: int | None = None
+    updated_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaChange:
+    """One audit entry: who set what, when."""
+
+    guild_id: int
+    user_id: int
+    field: str
+    old_value: int | None
+    new_value: int | None
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What counts against the limits right now."""
+
+    user_used: int
+    guild_used: int
+    user_active: int
+
+
+class LimitKind(StrEnum):
+    USER_DAILY = "user_daily"
+    GUILD_DAILY = "guild_daily"
+    MAX_CONCURRENT = "max_concurrent"
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaRefusal:
+    """A job was not created because a limit would be exceeded."""
+
+    limit: LimitKind
+    allowed: int
+    used: int
+    cost: int

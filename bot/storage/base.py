@@ -1,0 +1,85 @@
+"""The storage interface the rest of the bot is written against."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from bot.models import (
+    JobRecord,
+    JobState,
+    NewJob,
+    QuotaChange,
+    QuotaRefusal,
+    QuotaSettings,
+    Usage,
+)
+
+
+class Store(Protocol):
+    """Every read and write of durable state. Implementations must make ``create_job`` atomic."""
+
+    async def close(self) -> None: ...
+
+    # -- jobs ------------------------------------------------------------------------------
+    async def create_job(
+        self, new: NewJob, *, now: float, default_4k_weight: int, enforce_quota: bool = True
+    ) -> JobRecord | QuotaRefusal:
+        """Check the quota and insert the job (state PENDING) in one transaction."""
+        ...
+
+    async def get_job(self, job_id: int) -> JobRecord | None: ...
+    async def job_by_message(self, message_id: int) -> JobRecord | None: ...
+    async def active_jobs(self) -> list[JobRecord]: ...
+    async def active_jobs_for_user(self, user_id: int, guild_id: int | None) -> list[JobRecord]: ...
+
+    async def mark_submitted(
+        self,
+        job_id: int,
+        *,
+        request_id: str,
+        status_url: str,
+        response_url: str,
+        cancel_url: str,
+        queue_position: int | None,
+        now: float,
+    ) -> JobRecord: ...
+
+    async def update_progress(
+        self, job_id: int, state: JobState, *, queue_position: int | None, started_at: float | None, now: float
+    ) -> JobRecord: ...
+
+    async def mark_delivering(self, job_id: int, *, now: float) -> JobRecord:
+        """The upstream finished the job; the result is to be fetched and shown."""
+        ...
+
+    async def request_cancel(self, job_id: int, *, user_id: int, now: float) -> JobRecord: ...
+    async def clear_cancel(self, job_id: int, *, now: float) -> JobRecord: ...
+
+    async def finish(
+        self,
+        job_id: int,
+        state: JobState,
+        *,
+        now: float,
+        refund: bool,
+        error_type: str | None = None,
+        error_message: str | None = None,
+    ) -> JobRecord:
+        """Move a job to a terminal state; ``refund`` gives its reserved quota back."""
+        ...
+
+    async def set_reply(self, job_id: int, *, message_id: int | None, token_dead: bool, now: float) -> JobRecord:
+        """Record a new reply message (posted when the original was gone) and/or a dead token."""
+        ...
+
+    # -- quotas ----------------------------------------------------------------------------
+    async def get_quota(self, guild_id: int) -> QuotaSettings: ...
+    async def set_quota(
+        self, guild_id: int, changes: Mapping[str, int | None], *, user_id: int, now: float
+    ) -> QuotaSettings: ...
+    async def quota_changes(self, guild_id: int, *, limit: int = 10) -> list[QuotaChange]: ...
+    async def usage(self, guild_id: int | None, user_id: int, *, day: str) -> Usage: ...
+    async def reset_usage(self, guild_id: int, *, user_id: int | None, day: str, by: int, now: float) -> int:
+        """Give back today's use of one member (or the whole server); returns the units cleared."""
+        ...
