@@ -1,0 +1,66 @@
+"""``python -m bot``: the composition root. Builds every service once and runs the bot."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import aiohttp
+
+from bot.app import ImagineBot, configure_discord_endpoints
+from bot.config import ConfigError, Settings, load_settings
+from bot.log import setup_logging
+from bot.queue import QueueClient
+from bot.storage import open_store
+from bot.tracker import JobTracker, TrackerSettings
+
+log = logging.getLogger("bot")
+
+
+def tracker_settings(settings: Settings) -> TrackerSettings:
+    return TrackerSettings(
+        poll_min_interval=settings.poll_min_interval,
+        poll_max_interval=settings.poll_max_interval,
+        job_timeout=settings.job_timeout,
+        status_edit_interval=settings.status_edit_interval,
+        max_result_bytes=settings.max_result_bytes,
+        upstream_concurrency=settings.upstream_concurrency,
+    )
+
+
+async def run(settings: Settings) -> None:
+    configure_discord_endpoints(settings)
+    async with aiohttp.ClientSession() as session, open_store(settings.database_url) as store:
+        queue = QueueClient(
+            session,
+            base_url=settings.odirouter_base_url,
+            api_key=settings.odirouter_api_key,
+            model=settings.odirouter_model,
+            size_fields=settings.size_fields,
+        )
+        tracker = JobTracker(store, queue, settings=tracker_settings(settings))
+        bot = ImagineBot(settings=settings, store=store, queue=queue, tracker=tracker, session=session)
+        async with bot:
+            await bot.start(settings.discord_token)
+
+
+def main() -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)  # noqa: T201 - the one message an operator must see, logging is not set up yet
+        return 2
+    setup_logging(settings.log_level, settings.secrets)
+    try:
+        asyncio.run(run(settings))
+    except KeyboardInterrupt:
+        log.info("stopped")
+    except Exception as exc:
+        log.critical("the bot stopped: %s", exc, exc_info=settings.log_level == "DEBUG")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,109 @@
+"""The Discord client: wiring and lifecycle only. Commands live in ``cogs/``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import aiohttp
+import discord
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from bot.config import Settings
+from bot.queue import QueueClient
+from bot.storage import Store
+from bot.tracker import JobTracker
+
+log = logging.getLogger(__name__)
+
+EXTENSIONS = ("cogs.imagine", "cogs.cancel", "cogs.quota")
+
+
+def configure_discord_endpoints(settings: Settings) -> None:
+    """Send discord.py's REST and gateway traffic where the settings say (a proxy, or a local fake).
+
+    discord.py keeps both base URLs as class attributes, so this is the one place they are set.
+    """
+    if settings.discord_api_base_url:
+        discord.http.Route.BASE = settings.discord_api_base_url
+    if settings.discord_gateway_url:
+        discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+
+
+class ImagineTree(app_commands.CommandTree["ImagineBot"]):
+    """Turns any unexpected command error into a short private message instead of silence."""
+
+    async def on_error(self, interaction: discord.Interaction[ImagineBot], error: app_commands.AppCommandError) -> None:
+        if isinstance(error, app_commands.CheckFailure):
+            text = str(error) or "You can't use this command here."
+        else:
+            log.error("command %s failed", interaction.command and interaction.command.name, exc_info=error)
+            text = "Something went wrong on the bot's side. Please try again in a moment."
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(text, ephemeral=True)
+            else:
+                await interaction.response.send_message(text, ephemeral=True)
+        except discord.HTTPException:
+            log.debug("could not report the error to the member")
+
+
+class ImagineBot(commands.Bot):
+    """Holds the shared services; cogs reach them through these typed attributes."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        queue: QueueClient,
+        tracker: JobTracker,
+        session: aiohttp.ClientSession,
+        clock: Callable[[], float] = time.time,
+        guild_ready_timeout: float = 2.0,
+        sync_commands: bool = True,
+    ) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents.default(),
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions.none(),
+            chunk_guilds_at_startup=False,
+            guild_ready_timeout=guild_ready_timeout,
+            tree_cls=ImagineTree,
+        )
+        self.settings = settings
+        self.store = store
+        self.queue = queue
+        self.tracker = tracker
+        self.session = session
+        self.clock = clock
+        self._sync_commands = sync_commands
+
+    async def setup_hook(self) -> None:
+        for name in EXTENSIONS:
+            await self.load_extension(name)
+        if self._sync_commands:
+            await self._sync()
+        await self.tracker.resume()
+
+    async def _sync(self) -> None:
+        if self.settings.dev_guild_id is not None:
+            guild = discord.Object(id=self.settings.dev_guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            log.info("synced %d command(s) to server %s", len(synced), self.settings.dev_guild_id)
+        else:
+            synced = await self.tree.sync()
+            log.info("synced %d global command(s)", len(synced))
+
+    async def on_ready(self) -> None:
+        log.info("ready as %s in %d server(s)", self.user, len(self.guilds))
+
+    async def close(self) -> None:
+        # Stop background work before the resources it uses go away.
+        await self.tracker.close()
+        await super().close()

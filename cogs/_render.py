@@ -1,0 +1,150 @@
+"""What members see: embeds for every job state, and the short messages for every refusal."""
+
+from __future__ import annotations
+
+import discord
+
+from bot.imaging import FittedImage
+from bot.models import FailureReason, JobRecord, JobState, LimitKind, QuotaRefusal
+from bot.tracker import Cancelled, Delivery, Failure, Progress
+
+CANCEL_EMOJI = "❌"
+PROMPT_PREVIEW = 1000
+COLOR_ACTIVE = discord.Colour.blurple()
+COLOR_DONE = discord.Colour.green()
+COLOR_FAILED = discord.Colour.red()
+COLOR_CANCELLED = discord.Colour.dark_grey()
+
+FAILURE_TEXT = {
+    FailureReason.CONTENT_BLOCKED: "The image service blocked this prompt or a reference image. Try rewording it.",
+    FailureReason.INVALID_REQUEST: "The image service refused the request (a reference image may be unreadable).",
+    FailureReason.UPSTREAM_TIMEOUT: "The image service took too long, so the job was stopped. Please try again.",
+    FailureReason.UPSTREAM_FAILED: "The image service failed to generate this image. Please try again.",
+    FailureReason.UPSTREAM_UNAVAILABLE: "The image service is unavailable right now. Please try again later.",
+    FailureReason.ACCOUNT_PROBLEM: "The bot can't use the image service right now. The server owner has been told.",
+    FailureReason.INTERRUPTED: "The bot restarted while sending this request, so it was dropped. Please try again.",
+    FailureReason.RESULT_UNAVAILABLE: "The image was made but could not be fetched. Please try again.",
+    FailureReason.LOST_UPSTREAM: "The image service lost track of this job. Please try again.",
+}
+STAGE_TEXT = {
+    JobState.PENDING: "before it was sent",
+    JobState.QUEUED: "while queued",
+    JobState.RUNNING: "while generating",
+}
+LIMIT_TEXT = {
+    LimitKind.USER_DAILY: "your daily image limit in this server",
+    LimitKind.GUILD_DAILY: "this server's daily image limit",
+    LimitKind.MAX_CONCURRENT: "the number of images you may have in progress at once",
+}
+
+
+def safe(text: str, limit: int | None = None) -> str:
+    """Text from members, made inert: no mention can ping, and it fits where it goes."""
+    cleaned = discord.utils.escape_mentions(text)
+    if limit is not None and len(cleaned) > limit:
+        cleaned = cleaned[: limit - 1] + "…"
+    return cleaned
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    minutes, secs = divmod(seconds, 60)
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+
+
+def size_text(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB" if size >= 1024 * 1024 else f"{size / 1024:.0f} KiB"
+
+
+def _base(job: JobRecord, title: str, colour: discord.Colour) -> discord.Embed:
+    embed = discord.Embed(title=title, description=safe(job.prompt, PROMPT_PREVIEW), colour=colour)
+    ratio = job.aspect_ratio or ("follows the reference" if job.image_urls else "1:1")
+    embed.add_field(name="Aspect ratio", value=ratio)
+    embed.add_field(name="Resolution", value=job.resolution)
+    embed.add_field(name="References", value=str(job.reference_count))
+    return embed
+
+
+def status_line(progress: Progress) -> str:
+    if progress.cancelling:
+        return "Cancelling…"
+    match progress.state:
+        case JobState.PENDING:
+            return "Sending to the image service…"
+        case JobState.QUEUED if progress.queue_position:
+            return f"Queued, position {progress.queue_position}"
+        case JobState.QUEUED:
+            return f"Waiting for the image service · {duration(progress.elapsed)}"
+        case JobState.RUNNING:
+            return f"Generating · {duration(progress.elapsed)}"
+        case _:
+            return "Finishing…"
+
+
+def progress_embed(job: JobRecord, progress: Progress) -> discord.Embed:
+    embed = _base(job, "🎨 Imagining…", COLOR_ACTIVE)
+    embed.add_field(name="Status", value=status_line(progress), inline=False)
+    if progress.notice:
+        embed.add_field(name="Note", value=progress.notice, inline=False)
+    embed.set_footer(text=f"React with {CANCEL_EMOJI} or use /cancel to stop it.")
+    return embed
+
+
+def delivered_embed(job: JobRecord, delivery: Delivery) -> discord.Embed:
+    embed = _base(job, "✅ Done", COLOR_DONE)
+    embed.add_field(name="Took", value=duration(delivery.took))
+    note = fitting_note(delivery.image)
+    if note:
+        embed.add_field(name="Note", value=note, inline=False)
+    if delivery.late_cancel:
+        embed.add_field(
+            name="Cancel",
+            value="Your cancel came too late: the image was already finished (and paid for).",
+            inline=False,
+        )
+    if delivery.text:
+        embed.add_field(name="Model's reply", value=safe(delivery.text, 1024), inline=False)
+    embed.set_image(url=f"attachment://{delivery.image.filename}")
+    embed.set_footer(text=f"{CANCEL_EMOJI} no longer applies: this job is finished.")
+    return embed
+
+
+def fitting_note(image: FittedImage) -> str | None:
+    if not image.reencoded and not image.downscaled:
+        return None
+    parts = [f"Shrunk from {size_text(image.original_size)} to {size_text(len(image.data))}"]
+    if image.reencoded:
+        parts.append(f"as {image.filename.rsplit('.', 1)[-1].upper()}")
+    if image.downscaled:
+        parts.append(f"at {image.width}×{image.height}")
+    return " ".join(parts) + " to fit Discord's upload limit."
+
+
+def failed_embed(job: JobRecord, failure: Failure) -> discord.Embed:
+    embed = _base(job, "⚠️ No image this time", COLOR_FAILED)
+    embed.add_field(name="What happened", value=FAILURE_TEXT[failure.reason], inline=False)
+    embed.set_footer(text="This did not count against your quota.")
+    return embed
+
+
+def cancelled_embed(job: JobRecord, cancelled: Cancelled) -> discord.Embed:
+    embed = _base(job, "🛑 Cancelled", COLOR_CANCELLED)
+    who = f" by <@{cancelled.by}>" if cancelled.by and cancelled.by != job.user_id else ""
+    if cancelled.by is None:
+        text = f"The image service cancelled this job {STAGE_TEXT.get(cancelled.stage, '')}."
+    else:
+        text = f"Cancelled{who} {STAGE_TEXT.get(cancelled.stage, '')}."
+    embed.add_field(name="Status", value=text.replace(" .", "."), inline=False)
+    embed.set_footer(text=f"{CANCEL_EMOJI} no longer applies. This did not count against your quota.")
+    return embed
+
+
+def refusal_text(refusal: QuotaRefusal, reset_at: float) -> str:
+    what = LIMIT_TEXT[refusal.limit]
+    if refusal.limit is LimitKind.MAX_CONCURRENT:
+        return f"You've reached {what} ({refusal.allowed}). Wait for one to finish, or cancel one with /cancel."
+    cost = f" This one would count as {refusal.cost}." if refusal.cost > 1 else ""
+    return (
+        f"You've reached {what}: {refusal.used} of {refusal.allowed} used today.{cost} "
+        f"It resets <t:{int(reset_at)}:R> (<t:{int(reset_at)}:t>, midnight UTC)."
+    )

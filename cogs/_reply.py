@@ -1,0 +1,177 @@
+"""Keeps each job's reply message in step with the job: the Discord side of the tracker.
+
+- Progress edits are coalesced per message: only the latest state is sent, one edit at a time,
+  at most one every ``min_edit_gap`` seconds, so a busy job never draws a 429.
+- While the interaction token is valid, edits go through it; after it expires (or Discord says it
+  is dead, 401/50027), they go through the channel-message endpoint with the bot token.
+- If the reply is gone, the final result is posted as a new message that mentions the requester.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+
+from bot.models import JobRecord
+from bot.tracker import Cancelled, Delivery, Failure, JobEvent, Progress
+from cogs import _render
+
+if TYPE_CHECKING:
+    from bot.app import ImagineBot
+
+log = logging.getLogger(__name__)
+
+# Switch to the bot-token path this long before the 15-minute token actually dies.
+TOKEN_MARGIN = 30.0
+DEAD_TOKEN_CODES = {50027, 10015}
+UNKNOWN_MESSAGE = 10008
+
+
+class ReplyGoneError(Exception):
+    """The job's reply message no longer exists."""
+
+
+class ReplyPresenter:
+    """Implements :class:`bot.tracker.JobPresenter` for Discord."""
+
+    def __init__(self, bot: ImagineBot, *, min_edit_gap: float = 1.0) -> None:
+        self._bot = bot
+        self._min_edit_gap = min_edit_gap
+        self._latest: dict[int, tuple[JobRecord, Progress]] = {}
+        self._workers: dict[int, asyncio.Task[None]] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._finished: set[int] = set()
+        self._gone: set[int] = set()
+
+    async def publish(self, job: JobRecord, event: JobEvent) -> None:
+        if isinstance(event, Progress):
+            if job.id in self._finished:
+                return
+            self._latest[job.id] = (job, event)
+            if job.id not in self._workers:
+                task = asyncio.create_task(self._progress_worker(job.id), name=f"reply-{job.id}")
+                self._workers[job.id] = task
+                task.add_done_callback(self._forget_worker)
+            return
+        self._finished.add(job.id)
+        self._latest.pop(job.id, None)
+        try:
+            async with self._lock(job.id):
+                await self._final(job, event)
+        finally:
+            self._locks.pop(job.id, None)
+            self._gone.discard(job.id)
+
+    def _forget_worker(self, task: asyncio.Task[None]) -> None:
+        for job_id, worker in list(self._workers.items()):
+            if worker is task:
+                del self._workers[job_id]
+
+    async def close(self) -> None:
+        workers = list(self._workers.values())
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+
+    def _lock(self, job_id: int) -> asyncio.Lock:
+        return self._locks.setdefault(job_id, asyncio.Lock())
+
+    async def _progress_worker(self, job_id: int) -> None:
+        loop = asyncio.get_running_loop()
+        last = 0.0
+        while (item := self._latest.pop(job_id, None)) is not None:
+            wait = self._min_edit_gap - (loop.time() - last)
+            if wait > 0:
+                await asyncio.sleep(wait)
+                item = self._latest.pop(job_id, item)  # a newer state may have arrived meanwhile
+            job, progress = item
+            async with self._lock(job_id):
+                if job_id in self._finished or job_id in self._gone:
+                    return
+                try:
+                    await self._edit(job, embed=_render.progress_embed(job, progress))
+                except ReplyGoneError:
+                    self._gone.add(job_id)
+                    log.info("job %d: its reply was deleted; the result will be posted anew", job_id)
+                except discord.HTTPException as exc:
+                    log.warning("job %d: status edit failed: %s", job_id, exc)
+            last = loop.time()
+
+    async def _final(self, job: JobRecord, event: JobEvent) -> None:
+        file: discord.File | None = None
+        if isinstance(event, Delivery):
+            embed = _render.delivered_embed(job, event)
+            file = discord.File(io.BytesIO(event.image.data), filename=event.image.filename)
+        elif isinstance(event, Failure):
+            embed = _render.failed_embed(job, event)
+        elif isinstance(event, Cancelled):
+            embed = _render.cancelled_embed(job, event)
+        else:  # pragma: no cover - Progress never reaches here
+            return
+        try:
+            if job.id in self._gone:
+                raise ReplyGoneError
+            await self._edit(job, embed=embed, file=file)
+        except ReplyGoneError:
+            if not isinstance(event, Delivery | Failure):
+                return
+            await self._post_new(job, embed, file)
+            return
+        await self._clear_cancel_control(job)
+
+    async def _edit(self, job: JobRecord, *, embed: discord.Embed, file: discord.File | None = None) -> None:
+        if job.message_id is None:
+            raise ReplyGoneError
+        attachments = [file] if file is not None else discord.utils.MISSING
+        none = discord.AllowedMentions.none()
+        now = self._bot.clock()
+        token_alive = (
+            job.interaction_token is not None
+            and job.application_id is not None
+            and job.token_expires_at is not None
+            and now < job.token_expires_at - TOKEN_MARGIN
+        )
+        if token_alive:
+            assert job.application_id is not None and job.interaction_token is not None
+            hook = discord.Webhook.partial(job.application_id, job.interaction_token, client=self._bot)
+            try:
+                await hook.edit_message(job.message_id, embed=embed, attachments=attachments, allowed_mentions=none)
+                return
+            except discord.HTTPException as exc:
+                if exc.code == UNKNOWN_MESSAGE:
+                    raise ReplyGoneError from exc
+                if exc.status not in (401, 404) and exc.code not in DEAD_TOKEN_CODES:
+                    raise
+                log.info("job %d: interaction token is no longer valid; editing with the bot token", job.id)
+                await self._bot.store.set_reply(job.id, message_id=None, token_dead=True, now=now)
+                if file is not None:
+                    file.reset()
+        message = self._bot.get_partial_messageable(job.channel_id).get_partial_message(job.message_id)
+        try:
+            await message.edit(embed=embed, attachments=attachments, allowed_mentions=none)
+        except discord.NotFound as exc:
+            raise ReplyGoneError from exc
+
+    async def _post_new(self, job: JobRecord, embed: discord.Embed, file: discord.File | None) -> None:
+        channel = self._bot.get_partial_messageable(job.channel_id)
+        if file is not None:
+            file.reset()
+        message = await channel.send(
+            content=f"<@{job.user_id}>, here is your image (the original reply was deleted).",
+            embed=embed,
+            file=file if file is not None else discord.utils.MISSING,
+            allowed_mentions=discord.AllowedMentions(users=[discord.Object(job.user_id)], everyone=False, roles=False),
+        )
+        await self._bot.store.set_reply(job.id, message_id=message.id, token_dead=True, now=self._bot.clock())
+
+    async def _clear_cancel_control(self, job: JobRecord) -> None:
+        if job.message_id is None or self._bot.user is None:
+            return
+        message = self._bot.get_partial_messageable(job.channel_id).get_partial_message(job.message_id)
+        with contextlib.suppress(discord.HTTPException):
+            await message.remove_reaction(_render.CANCEL_EMOJI, self._bot.user)

@@ -1,0 +1,99 @@
+"""Cancelling: a ❌ reaction on the job's reply, or ``/cancel`` for members who cannot react."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.models import JobRecord
+from bot.tracker import CancelResult
+from cogs import _render
+
+if TYPE_CHECKING:
+    from bot.app import ImagineBot
+
+log = logging.getLogger(__name__)
+
+Interaction = discord.Interaction["ImagineBot"]
+
+RESULT_TEXT = {
+    CancelResult.REQUESTED: "Cancelling your image{job}.",
+    CancelResult.ALREADY_REQUESTED: "That image{job} is already being cancelled.",
+    CancelResult.NOT_ACTIVE: "That image{job} has already finished.",
+    CancelResult.TOO_LATE: "Too late: the image{job} is already finished and will be delivered.",
+    CancelResult.FAILED: "The image service could not cancel the image{job}; it keeps running. See its reply.",
+}
+
+
+class Cancel(commands.Cog):
+    def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
+
+    @commands.Cog.listener()
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        me = self.bot.user
+        if me is None or payload.user_id == me.id or str(payload.emoji) != _render.CANCEL_EMOJI:
+            return
+        if payload.message_author_id is not None and payload.message_author_id != me.id:
+            return
+        job = await self.bot.store.job_by_message(payload.message_id)
+        if job is None or job.status.is_terminal:
+            return
+        if not self._may_cancel(job, payload):
+            # A stranger's ❌ does nothing; tidy it away when we are allowed to.
+            message = self.bot.get_partial_messageable(payload.channel_id).get_partial_message(payload.message_id)
+            with contextlib.suppress(discord.HTTPException):
+                await message.remove_reaction(payload.emoji, discord.Object(payload.user_id))
+            return
+        result = await self.bot.tracker.cancel(job.id, user_id=payload.user_id)
+        log.info("job %d: cancel by reaction from %d: %s", job.id, payload.user_id, result.value)
+
+    def _may_cancel(self, job: JobRecord, payload: discord.RawReactionActionEvent) -> bool:
+        if payload.user_id == job.user_id:
+            return True
+        member = payload.member
+        if member is None or payload.guild_id is None:
+            return False
+        guild = self.bot.get_guild(payload.guild_id)
+        channel = guild.get_channel(payload.channel_id) if guild else None
+        permissions = channel.permissions_for(member) if channel is not None else member.guild_permissions
+        return permissions.manage_messages
+
+    @app_commands.command(name="cancel", description="Cancel one of your images that is still in progress")
+    @app_commands.guild_only()
+    @app_commands.describe(job="Which image (default: your most recent one in progress)")
+    async def cancel(self, interaction: Interaction, job: int | None = None) -> None:
+        jobs = await self.bot.store.active_jobs_for_user(interaction.user.id, interaction.guild_id)
+        if not jobs:
+            await interaction.response.send_message("You have no images in progress here.", ephemeral=True)
+            return
+        chosen = jobs[-1] if job is None else next((j for j in jobs if j.id == job), None)
+        if chosen is None:
+            await interaction.response.send_message(
+                "That isn't one of your images in progress. Run /cancel without options to cancel the latest.",
+                ephemeral=True,
+            )
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        result = await self.bot.tracker.cancel(chosen.id, user_id=interaction.user.id)
+        await interaction.followup.send(RESULT_TEXT[result].format(job=f" #{chosen.id}"), ephemeral=True)
+
+    @cancel.autocomplete("job")
+    async def cancel_autocomplete(self, interaction: Interaction, current: str) -> list[app_commands.Choice[int]]:
+        jobs = await self.bot.store.active_jobs_for_user(interaction.user.id, interaction.guild_id)
+        choices = []
+        for job in reversed(jobs):
+            label = f"#{job.id} · {job.status.value} · {job.prompt}"
+            if current and current.lower() not in label.lower():
+                continue
+            choices.append(app_commands.Choice(name=label[:100], value=job.id))
+        return choices[:25]
+
+
+async def setup(bot: ImagineBot) -> None:
+    await bot.add_cog(Cancel(bot))

@@ -1,0 +1,307 @@
+"""``/imagine`` and the "Imagine with these images" message command: Discord in, jobs out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot import imaging, quota
+from bot.models import JobRecord, JobState, NewJob, QuotaRefusal
+from bot.queue import ASPECT_RATIOS, MAX_PROMPT_CHARS, MAX_REFERENCE_IMAGES, SIZE_TIERS
+from bot.tracker import Progress
+from cogs import _render
+from cogs._reply import ReplyPresenter
+
+if TYPE_CHECKING:
+    from bot.app import ImagineBot
+
+log = logging.getLogger(__name__)
+
+Interaction = discord.Interaction["ImagineBot"]
+AspectRatio = Literal["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"]
+Resolution = Literal["1K", "2K", "4K"]
+AUTO = "auto"
+
+PROBLEM_TEXT = {
+    imaging.ReferenceProblem.NOT_AN_IMAGE: "is not an image",
+    imaging.ReferenceProblem.UNSUPPORTED_TYPE: "is not a supported image type (use PNG, JPEG, WebP or HEIC)",
+    imaging.ReferenceProblem.TOO_LARGE: "is larger than the {cap} limit per reference image",
+    imaging.ReferenceProblem.CORRUPT: "could not be read as an image (it may be damaged)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ImagineRequest:
+    prompt: str
+    aspect_ratio: str | None
+    resolution: str
+    with_text: bool
+    references: tuple[discord.Attachment, ...]
+
+
+class Refused(Exception):
+    """A request that must not go ahead; the message is shown to the member privately."""
+
+
+def looks_like_image(attachment: discord.Attachment) -> bool:
+    return (
+        imaging.check_declared(attachment.content_type, attachment.filename, attachment.size, 1 << 62) is None
+        and (attachment.content_type or "").startswith("image/")
+    ) or attachment.filename.lower().endswith((".png", ".jpg", ".jpeg", ".webp", ".heic", ".heif"))
+
+
+class ImagineModal(discord.ui.Modal):
+    """Prompt, aspect ratio, resolution and more references for the message command."""
+
+    def __init__(self, cog: Imagine, references: tuple[discord.Attachment, ...], default_resolution: str) -> None:
+        super().__init__(title="Imagine with these images", timeout=900)
+        self._cog = cog
+        self._references = references
+        self.prompt: discord.ui.TextInput[ImagineModal] = discord.ui.TextInput(
+            style=discord.TextStyle.paragraph, min_length=1, max_length=MAX_PROMPT_CHARS, custom_id="prompt"
+        )
+        self.aspect: discord.ui.Select[ImagineModal] = discord.ui.Select(
+            custom_id="aspect_ratio",
+            required=False,
+            options=[discord.SelectOption(label="Follow the reference images", value=AUTO, default=True)]
+            + [discord.SelectOption(label=r, value=r) for r in ASPECT_RATIOS],
+        )
+        self.resolution: discord.ui.Select[ImagineModal] = discord.ui.Select(
+            custom_id="resolution",
+            required=False,
+            options=[discord.SelectOption(label=t, value=t, default=t == default_resolution) for t in SIZE_TIERS],
+        )
+        self.files: discord.ui.FileUpload[ImagineModal] = discord.ui.FileUpload(
+            custom_id="more_images", required=False, min_values=0, max_values=10
+        )
+        self.add_item(discord.ui.Label(text="Prompt", component=self.prompt))
+        self.add_item(discord.ui.Label(text="Aspect ratio", component=self.aspect))
+        self.add_item(discord.ui.Label(text="Resolution", component=self.resolution))
+        self.add_item(
+            discord.ui.Label(
+                text="More reference images",
+                description=f"Optional. Up to {MAX_REFERENCE_IMAGES} images in all.",
+                component=self.files,
+            )
+        )
+
+    async def on_submit(self, interaction: Interaction) -> None:  # type: ignore[override]
+        aspect = self.aspect.values[0] if self.aspect.values else AUTO
+        request = ImagineRequest(
+            prompt=self.prompt.value,
+            aspect_ratio=None if aspect == AUTO else aspect,
+            resolution=self.resolution.values[0] if self.resolution.values else self._cog.default_resolution,
+            with_text=False,
+            references=self._references + tuple(self.files.values),
+        )
+        await self._cog.start(interaction, request)
+
+
+class Imagine(commands.Cog):
+    """Creates jobs from commands and hands them to the tracker."""
+
+    def __init__(self, bot: ImagineBot) -> None:
+        self.bot = bot
+        self.presenter = ReplyPresenter(bot)
+        self.menu = app_commands.ContextMenu(name="Imagine with these images", callback=self.imagine_from_message)
+        self.menu.guild_only = True
+
+    @property
+    def default_resolution(self) -> str:
+        return self.bot.settings.default_resolution
+
+    async def cog_load(self) -> None:
+        self.bot.tree.add_command(self.menu)
+        self.bot.tracker.attach(self.presenter)
+
+    async def cog_unload(self) -> None:
+        self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
+        await self.presenter.close()
+
+    @app_commands.command(name="imagine", description="Generate an image with Nano Banana Pro")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        prompt="What to draw (up to 2500 characters)",
+        aspect_ratio="Shape of the image; without it, it follows your first reference image (else 1:1)",
+        resolution="Size tier: 1K, 2K or 4K (4K may count as more than one image)",
+        text_reply="Also get the model's text reply",
+        image1="Reference image",
+        image2="Reference image",
+        image3="Reference image",
+        image4="Reference image",
+        image5="Reference image",
+        image6="Reference image",
+        image7="Reference image",
+        image8="Reference image",
+        image9="Reference image",
+        image10="Reference image",
+    )
+    async def imagine(
+        self,
+        interaction: Interaction,
+        prompt: app_commands.Range[str, 1, MAX_PROMPT_CHARS],
+        aspect_ratio: AspectRatio | None = None,
+        resolution: Resolution | None = None,
+        text_reply: bool = False,
+        image1: discord.Attachment | None = None,
+        image2: discord.Attachment | None = None,
+        image3: discord.Attachment | None = None,
+        image4: discord.Attachment | None = None,
+        image5: discord.Attachment | None = None,
+        image6: discord.Attachment | None = None,
+        image7: discord.Attachment | None = None,
+        image8: discord.Attachment | None = None,
+        image9: discord.Attachment | None = None,
+        image10: discord.Attachment | None = None,
+    ) -> None:
+        images = (image1, image2, image3, image4, image5, image6, image7, image8, image9, image10)
+        request = ImagineRequest(
+            prompt=prompt,
+            aspect_ratio=aspect_ratio,
+            resolution=resolution or self.default_resolution,
+            with_text=text_reply,
+            references=tuple(a for a in images if a is not None),
+        )
+        await self.start(interaction, request)
+
+    async def imagine_from_message(self, interaction: Interaction, message: discord.Message) -> None:
+        images = tuple(a for a in message.attachments if looks_like_image(a))
+        if not images:
+            await interaction.response.send_message(
+                "That message has no images to use as references. Pick a message with image attachments, "
+                "or use /imagine.",
+                ephemeral=True,
+            )
+            return
+        if len(images) > MAX_REFERENCE_IMAGES:
+            await interaction.response.send_message(
+                f"That message has {len(images)} images; at most {MAX_REFERENCE_IMAGES} can be used.", ephemeral=True
+            )
+            return
+        await interaction.response.send_modal(ImagineModal(self, images, self.default_resolution))
+
+    # -- the flow shared by both commands ----------------------------------------------------
+
+    async def start(self, interaction: Interaction, request: ImagineRequest) -> None:
+        try:
+            self._check(interaction, request)
+            job = await self._reserve(interaction, request)
+        except Refused as refusal:
+            await interaction.response.send_message(str(refusal), ephemeral=True)
+            return
+        try:
+            job = await self._defer(interaction, job)
+            await self._verify_references(request)
+        except Refused as refusal:
+            await self.bot.store.finish(
+                job.id, JobState.FAILED, now=self.bot.clock(), refund=True, error_type="refused"
+            )
+            await self._withdraw(interaction, str(refusal))
+            return
+        except Exception:
+            await self.bot.store.finish(job.id, JobState.FAILED, now=self.bot.clock(), refund=True, error_type="error")
+            raise
+        await self._show_queued(interaction, job)
+        self.bot.tracker.start(job)
+
+    def _check(self, interaction: Interaction, request: ImagineRequest) -> None:
+        if interaction.guild_id is None:
+            raise Refused("Images can only be made in a server, not in direct messages.")
+        prompt = request.prompt.strip()
+        if not prompt:
+            raise Refused("The prompt is empty. Describe the image you want.")
+        if len(request.prompt) > MAX_PROMPT_CHARS:
+            raise Refused(
+                f"The prompt is {len(request.prompt):,} characters long; the limit is {MAX_PROMPT_CHARS:,}. "
+                "Please shorten it."
+            )
+        if len(request.references) > MAX_REFERENCE_IMAGES:
+            raise Refused(
+                f"That's {len(request.references)} reference images; the model takes at most {MAX_REFERENCE_IMAGES}."
+            )
+        cap = self.bot.settings.max_reference_bytes
+        for attachment in request.references:
+            problem = imaging.check_declared(attachment.content_type, attachment.filename, attachment.size, cap)
+            if problem is not None:
+                raise Refused(self._problem_text(attachment.filename, problem))
+
+    def _problem_text(self, filename: str, problem: imaging.ReferenceProblem) -> str:
+        cap = _render.size_text(self.bot.settings.max_reference_bytes)
+        return f"`{_render.safe(filename, 100)}` {PROBLEM_TEXT[problem].format(cap=cap)}. Nothing was submitted."
+
+    async def _reserve(self, interaction: Interaction, request: ImagineRequest) -> JobRecord:
+        now = self.bot.clock()
+        channel_id = interaction.channel_id
+        assert channel_id is not None
+        new = NewJob(
+            user_id=interaction.user.id,
+            guild_id=interaction.guild_id,
+            channel_id=channel_id,
+            message_id=None,
+            application_id=interaction.application_id,
+            interaction_token=interaction.token,
+            token_expires_at=interaction.expires_at.timestamp(),
+            upload_limit=interaction.filesize_limit,
+            prompt=request.prompt.strip(),
+            aspect_ratio=request.aspect_ratio,
+            resolution=request.resolution,
+            with_text=request.with_text,
+            image_urls=tuple(a.url for a in request.references),
+        )
+        created = await self.bot.store.create_job(new, now=now, default_4k_weight=self.bot.settings.default_4k_weight)
+        if isinstance(created, QuotaRefusal):
+            raise Refused(_render.refusal_text(created, quota.next_reset(now)))
+        return created
+
+    async def _defer(self, interaction: Interaction, job: JobRecord) -> JobRecord:
+        callback = await interaction.response.defer(thinking=True)
+        message_id = callback.message_id if callback is not None else None
+        if message_id is None:
+            message_id = (await interaction.original_response()).id
+        return await self.bot.store.set_reply(job.id, message_id=message_id, token_dead=False, now=self.bot.clock())
+
+    async def _verify_references(self, request: ImagineRequest) -> None:
+        """Download each reference once and decode it: the declared type is only a hint."""
+        cap = self.bot.settings.max_reference_bytes
+
+        async def verify(attachment: discord.Attachment) -> None:
+            try:
+                data = await attachment.read()
+            except discord.HTTPException as exc:
+                raise Refused(
+                    f"`{_render.safe(attachment.filename, 100)}` could not be downloaded from Discord."
+                ) from exc
+            check = await asyncio.to_thread(imaging.check_reference, data, cap)
+            if not check.ok and check.problem is not None:
+                raise Refused(self._problem_text(attachment.filename, check.problem))
+
+        await asyncio.gather(*(verify(a) for a in request.references))
+
+    async def _withdraw(self, interaction: Interaction, text: str) -> None:
+        """Replace the public "thinking…" reply by a private explanation."""
+        try:
+            await interaction.delete_original_response()
+        except discord.HTTPException:
+            log.debug("could not delete the deferred reply")
+        await interaction.followup.send(text, ephemeral=True)
+
+    async def _show_queued(self, interaction: Interaction, job: JobRecord) -> None:
+        now = self.bot.clock()
+        embed = _render.progress_embed(job, Progress(JobState.PENDING, None, now, now))
+        try:
+            message = await interaction.edit_original_response(
+                embed=embed, allowed_mentions=discord.AllowedMentions.none()
+            )
+            await message.add_reaction(_render.CANCEL_EMOJI)
+        except discord.HTTPException as exc:
+            log.info("job %d: could not show the queued state or add the cancel control: %s", job.id, exc)
+
+
+async def setup(bot: ImagineBot) -> None:
+    await bot.add_cog(Imagine(bot))
