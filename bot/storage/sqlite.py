@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -85,7 +86,7 @@ class SqliteStore:
             if version <= current:
                 continue
             log.info("applying database migration %04d", version)
-            statements = [s.strip() for s in script.split(";") if s.strip()]
+            statements = _statements(script)
             async with self._transaction():
                 for statement in statements:
                     await self._db.execute(statement)
@@ -340,6 +341,22 @@ class SqliteStore:
         if job is None:
             raise LookupError(f"job {job_id} does not exist")
         return job
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (comments may contain semicolons)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements
 
 
 def _job(row: aiosqlite.Row) -> JobRecord:

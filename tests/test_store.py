@@ -1,0 +1,112 @@
+"""SQLite store: migrations, job transitions, atomic quota reservation."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.models import JobRecord, JobState, LimitKind, NewJob, QuotaRefusal
+from bot.storage.sqlite import SqliteStore
+
+NOW = 1_800_000_000.0
+
+
+def new_job(user: int = 1, guild: int | None = 10, resolution: str = "1K") -> NewJob:
+    return NewJob(
+        user_id=user,
+        guild_id=guild,
+        channel_id=20,
+        message_id=None,
+        application_id=5,
+        interaction_token="tok",
+        token_expires_at=NOW + 900,
+        upload_limit=10 * 1024 * 1024,
+        prompt="a cat",
+        aspect_ratio="16:9",
+        resolution=resolution,
+        with_text=False,
+        image_urls=("http://127.0.0.1/a.png",),
+    )
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    store = await SqliteStore.open(str(tmp_path / "db" / "bot.sqlite3"))
+    yield store
+    await store.close()
+
+
+async def created(store: SqliteStore, job: NewJob, now: float = NOW) -> JobRecord:
+    record = await store.create_job(job, now=now, default_4k_weight=2)
+    assert isinstance(record, JobRecord)
+    return record
+
+
+async def test_fresh_database_reaches_latest_version(tmp_path: Path) -> None:
+    path = str(tmp_path / "bot.sqlite3")
+    first = await SqliteStore.open(path)
+    version = await first.schema_version()
+    await first.close()
+    again = await SqliteStore.open(path)  # migrations are not applied twice
+    assert await again.schema_version() == version >= 1
+    await again.close()
+
+
+async def test_job_round_trip(store: SqliteStore) -> None:
+    job = await created(store, new_job())
+    assert job.status is JobState.PENDING and job.request_id is None and job.cost == 1
+    job = await store.set_reply(job.id, message_id=99, token_dead=False, now=NOW)
+    job = await store.mark_submitted(
+        job.id, request_id="r1", status_url="s", response_url="r", cancel_url="c", queue_position=3, now=NOW + 1
+    )
+    assert (job.status, job.request_id, job.queue_position, job.message_id) == (JobState.QUEUED, "r1", 3, 99)
+    assert (await store.job_by_message(99)) == job
+    assert [j.id for j in await store.active_jobs()] == [job.id]
+    job = await store.finish(job.id, JobState.DELIVERED, now=NOW + 2, refund=False)
+    assert job.status is JobState.DELIVERED and job.cost == 1
+    assert await store.active_jobs() == []
+
+
+async def test_refund_and_usage(store: SqliteStore) -> None:
+    a = await created(store, new_job(user=1))
+    await created(store, new_job(user=2, resolution="4K"))
+    usage = await store.usage(10, 1, day="2027-01-15")
+    assert (usage.user_used, usage.guild_used, usage.user_active) == (1, 3, 1)
+    await store.finish(a.id, JobState.FAILED, now=NOW, refund=True)
+    usage = await store.usage(10, 1, day="2027-01-15")
+    assert (usage.user_used, usage.guild_used, usage.user_active) == (0, 2, 0)
+
+
+async def test_concurrent_reservations_never_exceed_the_limit(store: SqliteStore) -> None:
+    await store.set_quota(10, {"user_daily": 5}, user_id=99, now=NOW)
+    results = await asyncio.gather(*(store.create_job(new_job(), now=NOW, default_4k_weight=2) for _ in range(20)))
+    assert sum(isinstance(r, JobRecord) for r in results) == 5
+    refusals = [r for r in results if isinstance(r, QuotaRefusal)]
+    assert {r.limit for r in refusals} == {LimitKind.USER_DAILY}
+
+
+async def test_quota_settings_audit_and_reset(store: SqliteStore) -> None:
+    settings = await store.set_quota(10, {"user_daily": 3, "max_concurrent": 2}, user_id=7, now=NOW)
+    assert (settings.user_daily, settings.max_concurrent, settings.guild_daily) == (3, 2, None)
+    settings = await store.set_quota(10, {"user_daily": None}, user_id=8, now=NOW + 1)
+    assert settings.user_daily is None and settings.max_concurrent == 2 and settings.updated_by == 8
+    changes = await store.quota_changes(10)
+    assert [(c.field, c.old_value, c.new_value, c.user_id) for c in changes][0] == ("user_daily", 3, None, 8)
+    await created(store, new_job(user=1))
+    await created(store, new_job(user=2))
+    assert await store.reset_usage(10, user_id=1, day="2027-01-15", by=7, now=NOW) == 1
+    assert (await store.usage(10, 2, day="2027-01-15")).guild_used == 1
+    assert await store.reset_usage(10, user_id=None, day="2027-01-15", by=7, now=NOW) == 1
+    assert (await store.usage(10, 2, day="2027-01-15")).guild_used == 0
+
+
+async def test_max_concurrent_counts_active_jobs(store: SqliteStore) -> None:
+    await store.set_quota(10, {"max_concurrent": 1}, user_id=9, now=NOW)
+    first = await created(store, new_job())
+    refused = await store.create_job(new_job(), now=NOW, default_4k_weight=2)
+    assert isinstance(refused, QuotaRefusal) and refused.limit is LimitKind.MAX_CONCURRENT
+    await store.finish(first.id, JobState.DELIVERED, now=NOW, refund=False)
+    await created(store, new_job())
