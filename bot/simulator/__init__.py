@@ -1,0 +1,25 @@
+"""Local simulator of OdiRouter's queue API (``python -m bot.simulator``); see :mod:`bot.simulator.app`."""
+
+from bot.simulator.app import (
+    SIMULATOR_KEY,
+    Fault,
+    RecordedCall,
+    SimJob,
+    Simulator,
+    SimulatorOptions,
+    create_app,
+    run_simulator,
+    validate_submit,
+)
+
+__all__ = [
+    "SIMULATOR_KEY",
+    "Fault",
+    "RecordedCall",
+    "SimJob",
+    "Simulator",
+    "SimulatorOptions",
+    "create_app",
+    "run_simulator",
+    "validate_submit",
+]
