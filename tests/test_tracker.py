@@ -1,0 +1,311 @@
+"""The job tracker against the simulator and a real SQLite store, with a recording presenter."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.models import FailureReason, JobRecord, JobState, NewJob
+from bot.queue import QueueClient, RetryPolicy
+from bot.simulator import Fault, Simulator, SimulatorOptions, run_simulator
+from bot.storage.sqlite import SqliteStore
+from bot.tracker import (
+    Cancelled,
+    CancelResult,
+    Delivery,
+    Failure,
+    JobEvent,
+    JobTracker,
+    Progress,
+    TrackerSettings,
+    poll_interval,
+)
+
+KEY = "sim-key-for-tracker-tests"
+FAST = TrackerSettings(poll_min_interval=0.02, poll_max_interval=0.05, job_timeout=30, status_edit_interval=0.05)
+
+
+class Recorder:
+    """A presenter that keeps every event and lets a test wait for one."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[int, JobEvent]] = []
+        self._changed = asyncio.Condition()
+
+    async def publish(self, job: JobRecord, event: JobEvent) -> None:
+        async with self._changed:
+            self.events.append((job.id, event))
+            self._changed.notify_all()
+
+    async def wait(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(predicate)
+
+    def of(self, job_id: int) -> list[JobEvent]:
+        return [e for j, e in self.events if j == job_id]
+
+    def final(self, job_id: int) -> JobEvent | None:
+        ends = [e for e in self.of(job_id) if not isinstance(e, Progress)]
+        return ends[-1] if ends else None
+
+
+@dataclass
+class Rig:
+    sim: Simulator
+    store: SqliteStore
+    client: QueueClient
+    tracker: JobTracker
+    recorder: Recorder
+
+    async def new_job(self, *, resolution: str = "1K", prompt: str = "a lighthouse at dusk") -> JobRecord:
+        created = await self.store.create_job(
+            NewJob(
+                user_id=1,
+                guild_id=10,
+                channel_id=20,
+                message_id=30,
+                application_id=5,
+                interaction_token="t",
+                token_expires_at=None,
+                upload_limit=10 * 1024 * 1024,
+                prompt=prompt,
+                aspect_ratio="16:9",
+                resolution=resolution,
+                with_text=True,
+                image_urls=(),
+            ),
+            now=1_800_000_000.0,
+            default_4k_weight=2,
+        )
+        assert isinstance(created, JobRecord)
+        return created
+
+    async def finished(self, job_id: int, timeout: float = 5.0) -> JobEvent:
+        await self.recorder.wait(lambda: self.recorder.final(job_id) is not None, timeout)
+        event = self.recorder.final(job_id)
+        assert event is not None
+        return event
+
+
+async def no_sleep(_: float) -> None:
+    return None
+
+
+@pytest.fixture
+async def make_rig(tmp_path: Path) -> AsyncIterator[Callable[..., object]]:
+    stack: list[object] = []
+    opened: list[tuple[object, JobTracker, aiohttp.ClientSession, SqliteStore]] = []
+
+    async def make(**options: object) -> Rig:
+        manager = run_simulator(SimulatorOptions(api_key=KEY, **options))  # type: ignore[arg-type]
+        sim = await manager.__aenter__()
+        session = aiohttp.ClientSession()
+        store = await SqliteStore.open(str(tmp_path / "bot.sqlite3"))
+        client = QueueClient(session, base_url=sim.base_url, api_key=KEY, retry=RetryPolicy(attempts=2), sleep=no_sleep)
+        tracker = JobTracker(store, client, settings=FAST, rng=random.Random(1))
+        recorder = Recorder()
+        tracker.attach(recorder)
+        opened.append((manager, tracker, session, store))
+        return Rig(sim, store, client, tracker, recorder)
+
+    yield make
+    del stack
+    for manager, tracker, session, store in reversed(opened):
+        await tracker.close()
+        await session.close()
+        await store.close()
+        await manager.__aexit__(None, None, None)  # type: ignore[attr-defined]
+
+
+async def test_job_follows_queue_positions_and_is_delivered(make_rig: Callable[..., object]) -> None:
+    """Positions count down, the image arrives fitted, the job ends DELIVERED and keeps its cost."""
+    rig: Rig = await make_rig(manual=True)  # type: ignore[misc]
+    blockers = [await rig.new_job(prompt=f"ahead {i}") for i in range(4)]  # one running, three queued
+    for job in blockers:
+        rig.tracker.start(job)
+    await rig.sim.wait_for(lambda: len(rig.sim.jobs) == 4)
+    job = await rig.new_job()
+    rig.tracker.start(job)
+    await rig.sim.wait_for(lambda: len(rig.sim.jobs) == 5)
+    ours = next(j for j in rig.sim.jobs.values() if j.body["prompt"] == job.prompt)
+    for _ in range(4):
+        running = next(j for j in rig.sim.jobs.values() if j.state == "IN_PROGRESS")
+        await rig.recorder.wait(
+            lambda: any(isinstance(e, Progress) and e.queue_position for e in rig.recorder.of(job.id))
+        )
+        rig.sim.finish(running.request_id)
+        await rig.sim.wait_for(lambda r=running: r.state == "COMPLETED")  # type: ignore[misc]
+    await rig.sim.wait_for(lambda: ours.state == "IN_PROGRESS")
+    await rig.recorder.wait(
+        lambda: any(isinstance(e, Progress) and e.state is JobState.RUNNING for e in rig.recorder.of(job.id))
+    )
+    rig.sim.finish(ours.request_id)
+    event = await rig.finished(job.id)
+    assert isinstance(event, Delivery)
+    positions = [e.queue_position for e in rig.recorder.of(job.id) if isinstance(e, Progress) and e.queue_position]
+    assert positions[0] == 3 and positions == sorted(positions, reverse=True)
+    assert set(positions) == {1, 2, 3}
+    assert (event.image.width, event.image.height) == (1376, 768)
+    assert event.text and not event.late_cancel
+    stored = await rig.store.get_job(job.id)
+    assert stored is not None and stored.status is JobState.DELIVERED and stored.cost == 1
+
+
+@pytest.mark.parametrize(
+    ("error_type", "reason"),
+    [
+        ("CONTENT_BLOCKED", FailureReason.CONTENT_BLOCKED),
+        ("REQUEST_INVALID", FailureReason.INVALID_REQUEST),
+        ("INFERENCE_TIMEOUT", FailureReason.UPSTREAM_TIMEOUT),
+        ("INFERENCE_FAILURE", FailureReason.UPSTREAM_FAILED),
+    ],
+)
+async def test_upstream_failure_is_reported_and_refunded(
+    make_rig: Callable[..., object], error_type: str, reason: FailureReason
+) -> None:
+    rig: Rig = await make_rig(job_duration=0.01)  # type: ignore[misc]
+    rig.sim.fail_next(error_type)
+    job = await rig.new_job(resolution="4K")
+    assert job.cost == 2
+    rig.tracker.start(job)
+    event = await rig.finished(job.id)
+    assert isinstance(event, Failure) and event.reason is reason
+    stored = await rig.store.get_job(job.id)
+    assert stored is not None and stored.status is JobState.FAILED and stored.cost == 0
+
+
+async def test_cancel_while_queued(make_rig: Callable[..., object]) -> None:
+    """One cancel reaches the upstream, the job ends CANCELLED at the queued stage, quota given back."""
+    rig: Rig = await make_rig(manual=True)  # type: ignore[misc]
+    ahead = await rig.new_job(prompt="ahead")
+    rig.tracker.start(ahead)
+    job = await rig.new_job()
+    rig.tracker.start(job)
+    await rig.store.get_job(job.id)
+    await rig.recorder.wait(
+        lambda: any(isinstance(e, Progress) and e.state is JobState.QUEUED for e in rig.recorder.of(job.id))
+    )
+    assert await rig.tracker.cancel(job.id, user_id=1) is CancelResult.REQUESTED
+    event = await rig.finished(job.id)
+    assert isinstance(event, Cancelled) and event.stage is JobState.QUEUED and event.by == 1
+    assert len(rig.sim.calls_to("cancel")) == 1
+    stored = await rig.store.get_job(job.id)
+    assert stored is not None and stored.status is JobState.CANCELLED and stored.cost == 0
+
+
+async def test_cancel_while_running(make_rig: Callable[..., object]) -> None:
+    rig: Rig = await make_rig(manual=True)  # type: ignore[misc]
+    job = await rig.new_job()
+    rig.tracker.start(job)
+    await rig.recorder.wait(
+        lambda: any(isinstance(e, Progress) and e.state is JobState.RUNNING for e in rig.recorder.of(job.id))
+    )
+    assert await rig.tracker.cancel(job.id, user_id=1) is CancelResult.REQUESTED
+    event = await rig.finished(job.id)
+    assert isinstance(event, Cancelled) and event.stage is JobState.RUNNING
+
+
+async def test_cancel_accepted_but_job_finishes_is_delivered_as_late(make_rig: Callable[..., object]) -> None:
+    rig: Rig = await make_rig(manual=True, cancel_running_finishes=True)  # type: ignore[misc]
+    job = await rig.new_job()
+    rig.tracker.start(job)
+    await rig.sim.wait_for(lambda: any(j.state == "IN_PROGRESS" for j in rig.sim.jobs.values()))
+    assert await rig.tracker.cancel(job.id, user_id=1) is CancelResult.REQUESTED
+    rig.sim.finish(next(iter(rig.sim.jobs)))
+    event = await rig.finished(job.id)
+    assert isinstance(event, Delivery) and event.late_cancel
+
+
+@pytest.mark.parametrize("status", [404, 500])
+async def test_failed_cancel_leaves_the_job_running_with_a_notice(make_rig: Callable[..., object], status: int) -> None:
+    rig: Rig = await make_rig(manual=True)  # type: ignore[misc]
+    job = await rig.new_job()
+    rig.tracker.start(job)
+    await rig.sim.wait_for(lambda: any(j.state == "IN_PROGRESS" for j in rig.sim.jobs.values()))
+    rig.sim.add_fault(Fault(endpoint="cancel", status=status, times=5))
+    assert await rig.tracker.cancel(job.id, user_id=1) is CancelResult.FAILED
+    notices = [e.notice for e in rig.recorder.of(job.id) if isinstance(e, Progress) and e.notice]
+    assert notices and "Cancel failed" in notices[-1]
+    stored = await rig.store.get_job(job.id)
+    assert stored is not None and stored.cancel_requested_at is None and not stored.status.is_terminal
+    rig.sim.finish(next(iter(rig.sim.jobs)))
+    assert isinstance(await rig.finished(job.id), Delivery)
+
+
+async def test_restart_resumes_without_submitting_again(make_rig: Callable[..., object], tmp_path: Path) -> None:
+    """A tracker stopped mid-job is replaced by a new one that finishes the job from storage."""
+    rig: Rig = await make_rig(manual=True)  # type: ignore[misc]
+    job = await rig.new_job()
+    rig.tracker.start(job)
+    await rig.sim.wait_for(lambda: any(j.state == "IN_PROGRESS" for j in rig.sim.jobs.values()))
+    await rig.recorder.wait(lambda: any(isinstance(e, Progress) for e in rig.recorder.of(job.id)))
+    await rig.tracker.close()
+    fresh = JobTracker(rig.store, rig.client, settings=FAST)
+    recorder = Recorder()
+    fresh.attach(recorder)
+    assert await fresh.resume() == 1
+    rig.sim.finish(next(iter(rig.sim.jobs)))
+    await recorder.wait(lambda: recorder.final(job.id) is not None)
+    assert isinstance(recorder.final(job.id), Delivery)
+    assert len(rig.sim.submits()) == 1
+    await fresh.close()
+
+
+async def test_pending_job_found_at_restart_is_not_submitted(make_rig: Callable[..., object]) -> None:
+    """A job whose submit may have been in flight when the bot died is dropped, not sent twice."""
+    rig: Rig = await make_rig()  # type: ignore[misc]
+    job = await rig.new_job()
+    assert await rig.tracker.resume() == 1
+    event = await rig.finished(job.id)
+    assert isinstance(event, Failure) and event.reason is FailureReason.INTERRUPTED
+    assert rig.sim.submits() == []
+    stored = await rig.store.get_job(job.id)
+    assert stored is not None and stored.cost == 0
+
+
+async def test_uncertain_submit_is_not_retried(make_rig: Callable[..., object]) -> None:
+    rig: Rig = await make_rig()  # type: ignore[misc]
+    rig.sim.add_fault(Fault(endpoint="submit", status=502, after_processing=True))
+    job = await rig.new_job()
+    rig.tracker.start(job)
+    event = await rig.finished(job.id)
+    assert isinstance(event, Failure) and event.reason is FailureReason.INTERRUPTED
+    assert len(rig.sim.calls_to("submit")) == 1
+
+
+async def test_deadline_cancels_upstream_and_reports_timeout(make_rig: Callable[..., object]) -> None:
+    rig: Rig = await make_rig(manual=True)  # type: ignore[misc]
+    rig.tracker = JobTracker(
+        rig.store, rig.client, settings=TrackerSettings(poll_min_interval=0.02, poll_max_interval=0.05, job_timeout=0.3)
+    )
+    rig.tracker.attach(rig.recorder)
+    job = await rig.new_job()
+    rig.tracker.start(job)
+    event = await rig.finished(job.id)
+    assert isinstance(event, Failure) and event.reason is FailureReason.UPSTREAM_TIMEOUT
+    assert len(rig.sim.calls_to("cancel")) == 1
+    await rig.tracker.close()
+
+
+async def test_account_problem_on_submit(make_rig: Callable[..., object]) -> None:
+    rig: Rig = await make_rig(balance=0)  # type: ignore[misc]
+    job = await rig.new_job()
+    rig.tracker.start(job)
+    event = await rig.finished(job.id)
+    assert isinstance(event, Failure) and event.reason is FailureReason.ACCOUNT_PROBLEM
+
+
+def test_poll_interval_grows_and_is_bounded() -> None:
+    settings = TrackerSettings(poll_min_interval=1.0, poll_max_interval=10.0)
+    rng = random.Random(3)
+    early = [poll_interval(0, settings, rng) for _ in range(50)]
+    late = [poll_interval(600, settings, rng) for _ in range(50)]
+    assert all(0.8 <= x <= 1.2 for x in early)
+    assert all(8.0 <= x <= 12.0 for x in late)
+    assert len(set(early)) > 1  # jittered
