@@ -94,7 +94,8 @@ async def test_quota_settings_audit_and_reset(store: SqliteStore) -> None:
     settings = await store.set_quota(10, {"user_daily": None}, user_id=8, now=NOW + 1)
     assert settings.user_daily is None and settings.max_concurrent == 2 and settings.updated_by == 8
     changes = await store.quota_changes(10)
-    assert [(c.field, c.old_value, c.new_value, c.user_id) for c in changes][0] == ("user_daily", 3, None, 8)
+    first = changes[0]
+    assert (first.field, first.old_value, first.new_value, first.user_id) == ("user_daily", 3, None, 8)
     await created(store, new_job(user=1))
     await created(store, new_job(user=2))
     assert await store.reset_usage(10, user_id=1, day="2027-01-15", by=7, now=NOW) == 1
