@@ -181,7 +181,12 @@ class QueueClient:
             try:
                 async with self._session.get(url, headers=headers, timeout=self._download_timeout) as resp:
                     if resp.status >= 400:
-                        raise self._error_for(resp.status, await resp.read(), resp.headers, None)
+                        error = self._error_for(resp.status, await resp.read(), resp.headers, None)
+                        if isinstance(error, RateLimitedError):
+                            raise _Retryable(error, error.retry_after)
+                        if isinstance(error, UpstreamUnavailableError):
+                            raise _Retryable(error)
+                        raise error
                     if resp.content_length is not None and resp.content_length > max_bytes:
                         raise ResultTooLargeError(f"result file is {resp.content_length} bytes, over the cap")
                     chunks: list[bytes] = []
@@ -262,7 +267,8 @@ class QueueClient:
         return {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
 
     def _error_for(self, status: int, raw: bytes, headers: Mapping[str, str], request_id: str | None) -> QueueError:
-        message = self._redact(_error_message(raw) or f"HTTP {status}")
+        # Redact before cutting to length, so a key straddling the cut cannot leak a prefix.
+        message = self._redact(_error_message(raw) or f"HTTP {status}")[:MAX_ERROR_TEXT]
         kwargs: dict[str, Any] = {"status": status, "request_id": request_id}
         if status == 429:
             return RateLimitedError(message, retry_after=parse_retry_after(headers.get("Retry-After")), **kwargs)
@@ -305,7 +311,7 @@ def _error_message(raw: bytes) -> str:
     try:
         data = json.loads(raw)
     except ValueError:
-        return raw.decode("utf-8", "replace").strip()[:MAX_ERROR_TEXT]
+        return raw.decode("utf-8", "replace").strip()
     parts: list[str] = []
     if isinstance(data, Mapping):
         error = data.get("error")
@@ -321,8 +327,7 @@ def _error_message(raw: bytes) -> str:
         for key in ("message", "status"):
             if not parts and data.get(key):
                 parts.append(str(data[key]))
-    text = ": ".join(parts) if parts else json.dumps(data)[:MAX_ERROR_TEXT]
-    return text[:MAX_ERROR_TEXT]
+    return ": ".join(parts) if parts else json.dumps(data)
 
 
 def _transport_error(exc: BaseException, request_id: str | None) -> UpstreamUnavailableError:
