@@ -108,7 +108,8 @@ class Imagine(commands.Cog):
 
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
-        self.presenter = ReplyPresenter(bot)
+        # Never edit one reply more often than the elapsed-time refresh (and never more than once a second).
+        self.presenter = ReplyPresenter(bot, min_edit_gap=min(1.0, bot.settings.status_edit_interval))
         self.menu = app_commands.ContextMenu(name="Imagine with these images", callback=self.imagine_from_message)
         self.menu.guild_only = True
 

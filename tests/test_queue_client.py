@@ -187,8 +187,8 @@ def statuses(sim: Simulator, endpoint: Endpoint) -> list[int | None]:
 async def test_job_followed_from_queue_position_to_downloaded_image(
     sim: Simulator, client: QueueClient, aspect_ratio: str, tier: str, size: tuple[int, int]
 ) -> None:
-    """A job 3rd in line is followed position by position to a downloaded PNG of the right size."""
-    blockers = [(await client.submit(GenerationRequest(f"blocker {i}"))).handle for i in range(4)]
+    """A job with 3 jobs ahead is followed position by position to a downloaded PNG of the right size."""
+    blockers = [(await client.submit(GenerationRequest(f"blocker {i}"))).handle for i in range(3)]
     await wait_state(sim, blockers[0], "IN_PROGRESS")
     submission = await client.submit(GenerationRequest("a fox", aspect_ratio=aspect_ratio, resolution=tier))
     handle = submission.handle
@@ -200,7 +200,7 @@ async def test_job_followed_from_queue_position_to_downloaded_image(
         assert reading.state is QueueState.QUEUED
         positions.append(reading.queue_position)
         await finish(sim, blocker)
-    assert positions == [3, 2, 1, 0]
+    assert positions == [3, 2, 1]
 
     await wait_state(sim, handle, "IN_PROGRESS")
     assert (await client.status(handle)).state is QueueState.RUNNING
@@ -224,11 +224,11 @@ async def test_job_followed_from_queue_position_to_downloaded_image(
 
 
 async def test_status_queued_reports_real_position(sim: Simulator, client: QueueClient) -> None:
-    """A job behind a running one and a queued one reads QUEUED at position 1."""
+    """A job behind a running one and a queued one reads QUEUED at position 2."""
     await submit_running(sim, client)
     await client.submit(REQUEST)
     reading = await client.status((await client.submit(REQUEST)).handle)
-    assert reading == QueueStatus(reading.request_id, QueueState.QUEUED, queue_position=1)
+    assert reading == QueueStatus(reading.request_id, QueueState.QUEUED, queue_position=2)
 
 
 async def test_status_queued_with_position_stuck_at_zero(start_sim: StartSim, make_client: MakeClient) -> None:

@@ -179,10 +179,10 @@ async def test_fifo_positions_count_down(http: aiohttp.ClientSession) -> None:
         ids = [first]
         for i in range(1, 5):
             answer = await submit(http, sim, {"prompt": f"job {i}"})
-            assert answer["queue_position"] == i - 1
+            assert answer["queue_position"] == i  # the running job counts as ahead
             ids.append(answer["request_id"])
         last = ids[-1]
-        for expected, running in zip((3, 2, 1, 0), ids, strict=False):
+        for expected, running in zip((4, 3, 2, 1), ids, strict=False):
             status, body = await status_of(http, sim, last)
             assert status == 200
             assert body["status"] == "IN_QUEUE" and body["queue_position"] == expected
@@ -205,7 +205,7 @@ async def test_workers_run_jobs_in_parallel() -> None:
     async with run_simulator(opts(manual=True, workers=2)) as sim, aiohttp.ClientSession() as http:
         ids = [(await submit(http, sim, {"prompt": f"p{i}"}))["request_id"] for i in range(3)]
         await sim.wait_for(lambda: [sim.jobs[i].state for i in ids] == ["IN_PROGRESS", "IN_PROGRESS", "IN_QUEUE"])
-        assert sim.queue_position(ids[2]) == 0
+        assert sim.queue_position(ids[2]) == 1  # one of the two running jobs must finish first
 
 
 async def test_zero_position_mode_and_pending_202(http: aiohttp.ClientSession) -> None:
@@ -304,7 +304,7 @@ async def test_cancel_queued_running_and_completed(http: aiohttp.ClientSession) 
     async with run_simulator(opts(manual=True)) as sim:
         running, queued, behind = [(await submit(http, sim, {"prompt": f"p{i}"}))["request_id"] for i in range(3)]
         await wait_state(sim, running, "IN_PROGRESS")
-        assert sim.queue_position(behind) == 1
+        assert sim.queue_position(behind) == 2
         assert await cancel(http, sim, queued) == (202, {"status": "CANCELLATION_REQUESTED"})
         expected_failure = {
             "status": "COMPLETED",
@@ -317,7 +317,7 @@ async def test_cancel_queued_running_and_completed(http: aiohttp.ClientSession) 
         assert sim.jobs[queued].cancel_requested
         assert sim.queued() == [behind]
         _, body = await status_of(http, sim, behind)
-        assert body["queue_position"] == 0
+        assert body["queue_position"] == 1  # only the running job is ahead now
         assert await cancel(http, sim, queued) == (400, {"status": "ALREADY_COMPLETED"})
         assert await cancel(http, sim, "mmsu_unknown") == (404, {"status": "NOT_FOUND"})
 

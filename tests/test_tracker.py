@@ -126,15 +126,15 @@ async def make_rig(tmp_path: Path) -> AsyncIterator[Callable[..., object]]:
 async def test_job_follows_queue_positions_and_is_delivered(make_rig: Callable[..., object]) -> None:
     """Positions count down, the image arrives fitted, the job ends DELIVERED and keeps its cost."""
     rig: Rig = await make_rig(manual=True)  # type: ignore[misc]
-    blockers = [await rig.new_job(prompt=f"ahead {i}") for i in range(4)]  # one running, three queued
+    blockers = [await rig.new_job(prompt=f"ahead {i}") for i in range(3)]  # one running, two queued
     for job in blockers:
         rig.tracker.start(job)
-    await rig.sim.wait_for(lambda: len(rig.sim.jobs) == 4)
+    await rig.sim.wait_for(lambda: len(rig.sim.jobs) == 3)
     job = await rig.new_job()
     rig.tracker.start(job)
-    await rig.sim.wait_for(lambda: len(rig.sim.jobs) == 5)
+    await rig.sim.wait_for(lambda: len(rig.sim.jobs) == 4)
     ours = next(j for j in rig.sim.jobs.values() if j.body["prompt"] == job.prompt)
-    for _ in range(4):
+    for _ in range(3):
         running = next(j for j in rig.sim.jobs.values() if j.state == "IN_PROGRESS")
         await rig.recorder.wait(
             lambda: any(isinstance(e, Progress) and e.queue_position for e in rig.recorder.of(job.id))

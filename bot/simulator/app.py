@@ -375,13 +375,17 @@ class Simulator:
         return [call for call in self.calls if call.endpoint == endpoint]
 
     def queue_position(self, request_id: str) -> int:
-        """Jobs that will start before this queued one (0 = next); always 0 in ``zero`` mode."""
+        """Jobs ahead of this queued one: those waiting before it, plus the running jobs that must finish
+        before a worker is free for it (0 = it starts as soon as a worker picks it up); always 0 in
+        ``zero`` mode."""
         if self.options.position_mode == "zero":
             return 0
         try:
-            return self._queue.index(request_id)
+            index = self._queue.index(request_id)
         except ValueError:
             return 0
+        busy = sum(1 for job in self.jobs.values() if job.state == "IN_PROGRESS")
+        return index + max(0, busy - (self.options.workers - 1))
 
     def queued(self) -> list[str]:
         """Ids of the jobs waiting to start, in order."""

@@ -1,0 +1,42 @@
+"""Shared fixtures: the end-to-end world (fake Discord + simulator + the shipped bot)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.simulator import SimulatorOptions, run_simulator
+from tests.fakediscord import FakeDiscord
+from tests.harness import SIM_KEY, Rig, running_bot
+
+StartWorld = Callable[..., Awaitable[Rig]]
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[StartWorld]:
+    """``rig = await world(fake={...}, sim={...}, **settings)`` starts all three; teardown closes the
+    bot first, then the simulator, then the fake Discord."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def start(
+            *,
+            fake: dict[str, Any] | None = None,
+            sim: dict[str, Any] | None = None,
+            dev_guild: bool = False,
+            **settings: Any,
+        ) -> Rig:
+            discord_fake = await stack.enter_async_context(FakeDiscord(**(fake or {})))
+            if dev_guild:
+                settings["dev_guild_id"] = int(discord_fake.guild.id)
+            simulator = await stack.enter_async_context(
+                run_simulator(SimulatorOptions(api_key=SIM_KEY, **{"job_duration": 0.05, **(sim or {})}))
+            )
+            return await stack.enter_async_context(
+                running_bot(discord_fake, simulator, tmp_path / "bot.sqlite3", **settings)
+            )
+
+        yield start

@@ -1,0 +1,331 @@
+"""The gateway websocket: HELLO, heartbeats, IDENTIFY/READY, RESUME, dispatch with sequence numbers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import zlib
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+from .payloads import member_payload
+from .state import JSON, PRIVILEGED_INTENTS
+
+if TYPE_CHECKING:
+    from .server import FakeDiscord
+
+log = logging.getLogger(__name__)
+
+OP_DISPATCH = 0
+OP_HEARTBEAT = 1
+OP_IDENTIFY = 2
+OP_PRESENCE_UPDATE = 3
+OP_VOICE_STATE_UPDATE = 4
+OP_RESUME = 6
+OP_RECONNECT = 7
+OP_REQUEST_GUILD_MEMBERS = 8
+OP_INVALID_SESSION = 9
+OP_HELLO = 10
+OP_HEARTBEAT_ACK = 11
+
+#: Close codes after which Discord forgets the session (no RESUME possible).
+_SESSION_ENDING_CLOSES = {1000, 1001}
+
+
+@dataclass(eq=False)
+class _Connection:
+    ws: web.WebSocketResponse
+    compressor: Any | None  # zlib compressobj for zlib-stream
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def send(self, frame: JSON) -> bool:
+        text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+        async with self.lock:
+            if self.ws.closed:
+                return False
+            try:
+                if self.compressor is not None:
+                    data = self.compressor.compress(text.encode()) + self.compressor.flush(zlib.Z_SYNC_FLUSH)
+                    await self.ws.send_bytes(data)
+                else:
+                    await self.ws.send_str(text)
+            except (ConnectionError, RuntimeError):
+                return False
+        return True
+
+
+@dataclass(eq=False)
+class GatewaySession:
+    """One identified gateway session (survives disconnects until it can no longer be resumed)."""
+
+    session_id: str
+    intents: int
+    shard: tuple[int, int]
+    identify: JSON
+    seq: int = 0
+    buffer: deque[JSON] = field(default_factory=lambda: deque(maxlen=2000))
+    connection: _Connection | None = field(default=None, repr=False)
+    ready: bool = False
+    invalid: bool = False
+    resumes: int = 0
+
+    @property
+    def connected(self) -> bool:
+        return self.connection is not None and not self.connection.ws.closed
+
+    def handles_guild(self, guild_id: str | None) -> bool:
+        shard_id, shard_count = self.shard
+        if guild_id is None:
+            return shard_id == 0
+        return (int(guild_id) >> 22) % shard_count == shard_id
+
+
+@dataclass(frozen=True)
+class DispatchRecord:
+    session_id: str
+    event: str
+    seq: int
+    data: JSON
+
+
+class Gateway:
+    def __init__(self, fake: FakeDiscord) -> None:
+        self.fake = fake
+        self.sessions: dict[str, GatewaySession] = {}
+        self.identify_payloads: list[JSON] = []
+        self.resume_payloads: list[JSON] = []
+        self.dispatch_log: list[DispatchRecord] = []
+        self.heartbeats = 0
+        self.connections: set[_Connection] = set()
+
+    # ------------------------------------------------------------------ sending
+
+    async def _send_dispatch(self, session: GatewaySession, event: str, data: JSON) -> None:
+        session.seq += 1
+        frame: JSON = {"op": OP_DISPATCH, "t": event, "s": session.seq, "d": data}
+        session.buffer.append(frame)
+        self.dispatch_log.append(DispatchRecord(session.session_id, event, session.seq, data))
+        if session.connection is not None:
+            await session.connection.send(frame)
+
+    def live_sessions(self, guild_id: str | None = None) -> list[GatewaySession]:
+        return [s for s in self.sessions.values() if s.ready and not s.invalid and s.handles_guild(guild_id)]
+
+    async def dispatch(
+        self,
+        event: str,
+        data: JSON,
+        *,
+        guild_id: str | None = None,
+        intent: int | None = None,
+        variant: Callable[[GatewaySession], JSON] | None = None,
+        single: bool = False,
+    ) -> int:
+        """Send a dispatch to every session of the right shard that asked for ``intent``.
+
+        Disconnected but resumable sessions buffer it (replayed on RESUME). ``single`` delivers to the
+        first connected session only (interactions go to one client). Returns the sessions reached.
+        """
+        count = 0
+        for session in self.live_sessions(guild_id):
+            if intent is not None and not session.intents & intent:
+                continue
+            if single and not session.connected:
+                continue
+            payload = variant(session) if variant is not None else data
+            await self._send_dispatch(session, event, payload)
+            count += 1
+            if single:
+                break
+        self.fake._changed()
+        return count
+
+    # ------------------------------------------------------------------ control
+
+    async def request_reconnect(self) -> None:
+        """Send op 7 RECONNECT to every connected session (the client closes and RESUMEs)."""
+        for session in list(self.sessions.values()):
+            if session.connection is not None:
+                await session.connection.send({"op": OP_RECONNECT, "d": None, "s": None, "t": None})
+
+    async def invalidate(self, *, resumable: bool = False) -> None:
+        for session in list(self.sessions.values()):
+            if session.connection is not None:
+                if not resumable:
+                    session.invalid = True
+                await session.connection.send({"op": OP_INVALID_SESSION, "d": resumable, "s": None, "t": None})
+
+    async def drop(self, code: int = 4000) -> None:
+        """Close every socket from the server side (sessions stay resumable unless code ends them)."""
+        for connection in list(self.connections):
+            await connection.ws.close(code=code, message=b"fake discord drop")
+
+    async def close(self) -> None:
+        for connection in list(self.connections):
+            with contextlib.suppress(Exception):
+                await connection.ws.close(code=1001, message=b"fake discord shutting down")
+        for session in self.sessions.values():
+            session.invalid = True
+
+    # ------------------------------------------------------------------ handler
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(max_msg_size=0, autoping=True)
+        await ws.prepare(request)
+        compress = request.query.get("compress") == "zlib-stream" and self.fake.compress
+        connection = _Connection(ws, zlib.compressobj() if compress else None)
+        self.connections.add(connection)
+        session: GatewaySession | None = None
+        try:
+            if request.query.get("v", "10") != "10":
+                await ws.close(code=4012, message=b"Invalid API version")
+                return ws
+            if request.query.get("encoding", "json") != "json":
+                await ws.close(code=4002, message=b"Decode error")
+                return ws
+            await connection.send(
+                {"op": OP_HELLO, "d": {"heartbeat_interval": self.fake.heartbeat_interval}, "s": None, "t": None}
+            )
+            async for message in ws:
+                if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    break
+                try:
+                    payload = json.loads(message.data)
+                except ValueError:
+                    await ws.close(code=4002, message=b"Decode error")
+                    break
+                session = await self._on_frame(connection, session, payload)
+        finally:
+            self.connections.discard(connection)
+            if session is not None and session.connection is connection:
+                session.connection = None
+                if ws.close_code in _SESSION_ENDING_CLOSES and not self.fake.closing:
+                    session.invalid = True
+            self.fake._changed()
+        return ws
+
+    async def _on_frame(
+        self, connection: _Connection, session: GatewaySession | None, payload: Any
+    ) -> GatewaySession | None:
+        if not isinstance(payload, dict):
+            await connection.ws.close(code=4002, message=b"Decode error")
+            return session
+        op = payload.get("op")
+        data = payload.get("d")
+        if op == OP_HEARTBEAT:
+            self.heartbeats += 1
+            await connection.send({"op": OP_HEARTBEAT_ACK, "d": None, "s": None, "t": None})
+        elif op == OP_IDENTIFY:
+            if session is not None:
+                await connection.ws.close(code=4005, message=b"Already authenticated")
+                return session
+            return await self._identify(connection, data)
+        elif op == OP_RESUME:
+            if session is not None:
+                await connection.ws.close(code=4005, message=b"Already authenticated")
+                return session
+            return await self._resume(connection, data)
+        elif op == OP_REQUEST_GUILD_MEMBERS:
+            if session is None:
+                await connection.ws.close(code=4003, message=b"Not authenticated")
+                return None
+            await self._members_chunk(session, data)
+        elif op in (OP_PRESENCE_UPDATE, OP_VOICE_STATE_UPDATE):
+            if session is None:
+                await connection.ws.close(code=4003, message=b"Not authenticated")
+        else:
+            await connection.ws.close(code=4001, message=b"Unknown opcode")
+        return session
+
+    async def _identify(self, connection: _Connection, data: Any) -> GatewaySession | None:
+        fake = self.fake
+        if not isinstance(data, dict) or data.get("token") != fake.token:
+            await connection.ws.close(code=4004, message=b"Authentication failed")
+            return None
+        intents = data.get("intents")
+        if not isinstance(intents, int):
+            await connection.ws.close(code=4013, message=b"Invalid intent(s)")
+            return None
+        privileged = intents & PRIVILEGED_INTENTS
+        if privileged & ~fake.privileged_intents:
+            await connection.ws.close(code=4014, message=b"Disallowed intent(s)")
+            return None
+        shard_raw = data.get("shard") or [0, 1]
+        shard = (int(shard_raw[0]), int(shard_raw[1]))
+        if not 0 <= shard[0] < shard[1]:
+            await connection.ws.close(code=4010, message=b"Invalid shard")
+            return None
+        fake.identify_payloads.append(dict(data))
+        session = GatewaySession(session_id=secrets.token_hex(16), intents=intents, shard=shard, identify=dict(data))
+        session.connection = connection
+        self.sessions[session.session_id] = session
+        guild_ids = [g.id for g in fake.guilds if session.handles_guild(g.id)]
+        await self._send_dispatch(session, "READY", fake._ready_payload(session.session_id, guild_ids, shard))
+        for guild in fake.guilds:
+            if guild.id in guild_ids:
+                await self._send_dispatch(session, "GUILD_CREATE", fake._guild_create_payload(guild, session.intents))
+        session.ready = True
+        fake._changed()
+        return session
+
+    async def _resume(self, connection: _Connection, data: Any) -> GatewaySession | None:
+        fake = self.fake
+        if not isinstance(data, dict):
+            await connection.ws.close(code=4002, message=b"Decode error")
+            return None
+        self.resume_payloads.append(dict(data))
+        session = self.sessions.get(str(data.get("session_id")))
+        if session is None or session.invalid or data.get("token") != fake.token:
+            await connection.send({"op": OP_INVALID_SESSION, "d": False, "s": None, "t": None})
+            fake._changed()
+            return None
+        if session.connection is not None:
+            old = session.connection
+            session.connection = None
+            with contextlib.suppress(Exception):
+                await old.ws.close(code=4000, message=b"Session resumed elsewhere")
+        last_seq = data.get("seq") or 0
+        session.connection = connection
+        for frame in list(session.buffer):
+            if frame["s"] > last_seq:
+                await connection.send(frame)
+        session.resumes += 1
+        await self._send_dispatch(session, "RESUMED", {"_trace": ["fakediscord"]})
+        fake._changed()
+        return session
+
+    async def _members_chunk(self, session: GatewaySession, data: Any) -> None:
+        if not isinstance(data, dict):
+            return
+        guild = self.fake.guild_by_id(str(data.get("guild_id")))
+        if guild is None:
+            return
+        query = str(data.get("query") or "").lower()
+        user_ids = {str(u) for u in data.get("user_ids") or []}
+        limit = int(data.get("limit") or 0)
+        members = [
+            m
+            for m in guild.members.values()
+            if (not user_ids or m.user.id in user_ids) and m.user.name.lower().startswith(query)
+        ]
+        if limit:
+            members = members[:limit]
+        chunk: JSON = {
+            "guild_id": guild.id,
+            "members": [member_payload(m) for m in members],
+            "chunk_index": 0,
+            "chunk_count": 1,
+        }
+        if data.get("nonce") is not None:
+            chunk["nonce"] = data["nonce"]
+        if user_ids:
+            found = {m.user.id for m in members}
+            chunk["not_found"] = sorted(user_ids - found)
+        await self._send_dispatch(session, "GUILD_MEMBERS_CHUNK", chunk)

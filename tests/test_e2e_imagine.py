@@ -1,0 +1,297 @@
+"""/imagine end to end: the real discord.py against the fake Discord, the upstream simulator."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import aiohttp
+from PIL import Image
+
+from bot.queue import GenerationRequest, QueueClient
+from bot.simulator import SimJob, SimulatorOptions, run_simulator
+from tests.conftest import StartWorld
+from tests.fakediscord import FakeClock, FakeDiscord, FakeInteraction, FakeMessage
+from tests.harness import (
+    SIM_KEY,
+    BotProcess,
+    Rig,
+    decoded_size,
+    embed_text,
+    png_bytes,
+    settings_env,
+    settings_for,
+    status_history,
+)
+
+EPHEMERAL = 64
+MiB = 1024 * 1024
+
+
+def noise_png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+async def block_queue(sim_url: str, count: int) -> None:
+    """Put ``count`` jobs from someone else in the upstream queue (one runs, the rest wait)."""
+    async with aiohttp.ClientSession() as session:
+        client = QueueClient(session, base_url=sim_url, api_key=SIM_KEY)
+        for i in range(count):
+            await client.submit(GenerationRequest(prompt=f"someone else's job {i}"))
+
+
+def sim_job(rig: Rig, prompt: str) -> SimJob | None:
+    return next((j for j in rig.sim.jobs.values() if j.body.get("prompt") == prompt), None)
+
+
+def running(rig: Rig) -> SimJob:
+    return next(j for j in rig.sim.jobs.values() if j.state == "IN_PROGRESS")
+
+
+async def private_answer(interaction: FakeInteraction) -> str:
+    """The ephemeral text the member got (an immediate reply, or a follow-up after a withdrawn defer)."""
+    response = await interaction.wait_response()
+    if response["type"] == 4:
+        assert response["data"]["flags"] & EPHEMERAL
+        return str(response["data"]["content"])
+    await interaction.fake.wait_until(lambda: bool(interaction.followups()), 5.0, "a private follow-up")
+    followup = interaction.followups()[0]
+    assert followup.flags & EPHEMERAL
+    original = interaction.original()
+    assert original is None or original.deleted, "the public 'thinking' reply should be withdrawn"
+    return followup.content
+
+
+async def delivered(rig: Rig, interaction: FakeInteraction, timeout: float = 10.0) -> FakeMessage:
+    return await interaction.wait_original(lambda m: bool(m.attachments), timeout)
+
+
+async def test_imagine_with_two_references_through_a_real_queue(world: StartWorld) -> None:
+    """Positions 3, 2, 1, then generating, then the 16:9 2K image in the same reply."""
+    rig = await world(sim={"manual": True})
+    await block_queue(rig.sim.base_url, 3)
+    first, second = png_bytes(64, 48, (200, 40, 40)), png_bytes(40, 40, (20, 40, 220))
+    image1 = rig.fake.upload("red.png", first, "image/png")
+    image2 = rig.fake.upload("blue.png", second, "image/png")
+    prompt = "a red and a blue cube on a table"
+    interaction = await rig.imagine(
+        rig.fake.alice, prompt=prompt, aspect_ratio="16:9", resolution="2K", image1=image1, image2=image2
+    )
+    response = await interaction.wait_response(timeout=3.0)
+    assert response["type"] == 5 and not (response.get("data") or {}).get("flags", 0) & EPHEMERAL
+    await rig.sim.wait_for(lambda: sim_job(rig, prompt) is not None)
+    ours = sim_job(rig, prompt)
+    assert ours is not None
+    assert ours.body["aspect_ratio"] == "16:9"
+    assert ours.body["resolution"] == "2K" and ours.body["image_size"] == "2K"
+    assert len(ours.body["image_urls"]) == 2
+    reply = await interaction.wait_original(lambda m: bool(m.embeds))
+    await rig.fake.wait_until(lambda: "❌" in reply.reactions, 5.0, "the ❌ control")
+    for position in (3, 2, 1):
+        await rig.fake.wait_until(
+            lambda p=position: f"Queued, position {p}" in embed_text(reply), 5.0, f"position {position}"
+        )
+        blocker = running(rig)
+        rig.sim.finish(blocker.request_id)
+        await rig.sim.wait_for(lambda b=blocker: b.state == "COMPLETED")  # type: ignore[misc]
+    await rig.fake.wait_until(lambda: "Generating" in embed_text(reply), 5.0, "the generating state")
+    assert ours.fetched_images == [first, second]  # the URLs resolved to the members' files
+    rig.sim.finish(ours.request_id)
+    await delivered(rig, interaction)
+    statuses = status_history(reply)
+    queued = [s for s in statuses if s.startswith("Queued")]
+    assert queued == ["Queued, position 3", "Queued, position 2", "Queued, position 1"]
+    assert statuses.index(queued[-1]) < next(i for i, s in enumerate(statuses) if s.startswith("Generating"))
+    data = rig.fake.attachment_bytes(reply.attachments[0].id)
+    assert decoded_size(data) == (2752, 1536)
+    assert "Done" in embed_text(reply) and "16:9" in embed_text(reply)
+    assert len(rig.sim.submits()) == 4
+
+
+async def test_4k_result_is_shrunk_under_the_upload_limit(world: StartWorld) -> None:
+    """A ~30 MB 4K PNG arrives as an attachment under 10 MiB, and the reply says it was shrunk."""
+    rig = await world(sim={"noisy_images": True, "job_duration": 0.01})
+    interaction = await rig.imagine(rig.fake.bob, prompt="static noise", aspect_ratio="16:9", resolution="4K")
+    reply = await delivered(rig, interaction, timeout=60.0)
+    produced = next(iter(rig.sim.jobs.values()))
+    assert produced.image is not None and len(produced.image) > 20 * MiB
+    attachment = reply.attachments[0]
+    assert attachment.size <= 10 * MiB
+    width, height = decoded_size(rig.fake.attachment_bytes(attachment.id))
+    assert abs(width / height - 5504 / 3072) < 0.01  # the provider's 16:9 is 5504x3072 at 4K
+    assert "Shrunk" in embed_text(reply)
+
+
+async def test_delivery_survives_an_expired_interaction_token(world: StartWorld) -> None:
+    """After the token dies (401/50027), edits continue in the same reply with the bot token."""
+    clock = FakeClock()
+    rig = await world(fake={"clock": clock, "token_ttl": 5.0}, sim={"manual": True})
+    interaction = await rig.imagine(rig.fake.alice, prompt="a slow painting")
+    reply = await interaction.wait_original(lambda m: "Generating" in embed_text(m))
+    clock.advance(10.0)
+    rig.sim.finish(running(rig).request_id)
+    await delivered(rig, interaction)
+    expired = [r for r in rig.fake.requests if r.path.startswith("/webhooks/") and r.status == 401]
+    assert expired, "the bot should have met the expired token"
+    final = [r for r in rig.fake.requests if r.method == "PATCH" and r.path.endswith(f"/messages/{reply.id}")]
+    assert final[-1].path.startswith("/channels/") and final[-1].status == 200
+    assert reply.attachments and not reply.deleted
+
+
+async def test_too_long_prompt_is_refused_privately(world: StartWorld) -> None:
+    """A 2,501-character prompt sent past the client-side limit gets a private answer; nothing is submitted."""
+    rig = await world()
+    interaction = await rig.imagine(rig.fake.alice, prompt="x" * 2501, validate=False)
+    text = await private_answer(interaction)
+    assert "2,501" in text and "2,500" in text
+    assert rig.sim.submits() == [] and await rig.store.active_jobs() == []
+
+
+async def test_text_file_as_reference_is_refused(world: StartWorld) -> None:
+    rig = await world()
+    notes = rig.fake.upload("notes.txt", b"just some text", "text/plain")
+    interaction = await rig.imagine(rig.fake.alice, prompt="use my notes", image1=notes)
+    text = await private_answer(interaction)
+    assert "notes.txt" in text and "not an image" in text
+    assert rig.sim.submits() == []
+
+
+async def test_disguised_file_is_caught_by_decoding(world: StartWorld) -> None:
+    """A text file that claims to be a PNG is refused after download; the public reply is withdrawn."""
+    rig = await world()
+    fake_png = rig.fake.upload("photo.png", b"this is not a picture at all", "image/png")
+    interaction = await rig.imagine(rig.fake.alice, prompt="a photo", image1=fake_png)
+    text = await private_answer(interaction)
+    assert "photo.png" in text
+    assert rig.sim.submits() == []
+    assert (await rig.store.usage(int(rig.fake.guild.id), int(rig.fake.alice.id), day=_today())).user_used == 0
+
+
+async def test_image_over_the_cap_is_refused(world: StartWorld) -> None:
+    rig = await world(max_reference_bytes=20_000)
+    big = rig.fake.upload("big.png", noise_png(120, 120), "image/png")
+    assert big.size > 20_000
+    interaction = await rig.imagine(rig.fake.alice, prompt="bigger", image1=big)
+    text = await private_answer(interaction)
+    assert "big.png" in text and "larger than" in text
+    assert rig.sim.submits() == []
+
+
+async def test_message_command_on_a_message_without_images(world: StartWorld) -> None:
+    rig = await world()
+    message = await rig.fake.post_user_message(rig.fake.bob, "no pictures here")
+    interaction = await rig.fake.invoke_message_command("Imagine with these images", rig.fake.alice, message)
+    text = await private_answer(interaction)
+    assert "no images" in text
+    assert rig.sim.submits() == []
+
+
+async def test_more_than_14_references_in_all_is_refused(world: StartWorld) -> None:
+    """10 images on the message plus 5 uploaded in the form: refused, nothing submitted."""
+    rig = await world()
+    on_message = [rig.fake.upload(f"m{i}.png", png_bytes(8, 8), "image/png", ephemeral=False) for i in range(10)]
+    message = await rig.fake.post_user_message(rig.fake.bob, "look", attachments=on_message)
+    menu = await rig.fake.invoke_message_command("Imagine with these images", rig.fake.alice, message)
+    await menu.wait_modal()
+    extra = [rig.fake.upload(f"u{i}.png", png_bytes(8, 8), "image/png") for i in range(5)]
+    submit = await rig.fake.submit_modal(menu, {"prompt": "all of them", "more_images": extra})
+    text = await private_answer(submit)
+    assert "15" in text and "14" in text
+    assert rig.sim.submits() == []
+
+
+async def test_message_command_with_modal_submits_all_references(world: StartWorld) -> None:
+    """The message's images plus the form's uploads go upstream with the chosen ratio and tier."""
+    rig = await world()
+    pictures = [rig.fake.upload(f"p{i}.png", png_bytes(20 + i, 20), "image/png", ephemeral=False) for i in range(2)]
+    message = await rig.fake.post_user_message(rig.fake.bob, "refs", attachments=pictures)
+    menu = await rig.fake.invoke_message_command("Imagine with these images", rig.fake.alice, message)
+    await menu.wait_modal()
+    more = [rig.fake.upload("extra.png", png_bytes(30, 30), "image/png")]
+    submit = await rig.fake.submit_modal(
+        menu, {"prompt": "merge them", "aspect_ratio": ["9:16"], "resolution": ["1K"], "more_images": more}
+    )
+    await delivered(rig, submit)
+    job = next(iter(rig.sim.jobs.values()))
+    assert job.body["aspect_ratio"] == "9:16" and len(job.body["image_urls"]) == 3
+    assert decoded_size(rig.fake.attachment_bytes(submit.original().attachments[0].id)) == (768, 1376)  # type: ignore[union-attr]
+
+
+async def test_mentions_in_the_prompt_ping_nobody(world: StartWorld) -> None:
+    rig = await world()
+    role = rig.fake.moderator_role.id
+    prompt = f"@everyone and @here look at <@&{role}> and <@{rig.fake.bob.id}>"
+    interaction = await rig.imagine(rig.fake.alice, prompt=prompt, text_reply=True)
+    reply = await delivered(rig, interaction)
+    assert all(not m.pinged for m in rig.fake.messages.values())
+    assert all(not snap.pinged for m in rig.fake.messages.values() for snap in m.history)
+    assert "@everyone" not in embed_text(reply).replace("@\u200beveryone", "")
+
+
+async def test_upstream_failure_gets_a_specific_message(world: StartWorld) -> None:
+    rig = await world()
+    rig.sim.fail_next("CONTENT_BLOCKED")
+    interaction = await rig.imagine(rig.fake.alice, prompt="something forbidden")
+    reply = await interaction.wait_original(lambda m: "blocked" in embed_text(m))
+    assert not reply.attachments
+    assert "Traceback" not in embed_text(reply)
+
+
+async def test_deleted_reply_gets_the_result_as_a_new_message(world: StartWorld) -> None:
+    rig = await world(sim={"manual": True})
+    interaction = await rig.imagine(rig.fake.alice, prompt="a phoenix")
+    reply = await interaction.wait_original(lambda m: "Generating" in embed_text(m))
+    await rig.fake.delete_message(reply, by=rig.fake.moderator)
+    rig.sim.finish(running(rig).request_id)
+    await rig.fake.wait_until(
+        lambda: any(m.attachments and not m.deleted and m.id != reply.id for m in rig.fake.messages.values()),
+        10.0,
+        "a new message with the image",
+    )
+    fresh = next(m for m in rig.fake.messages.values() if m.attachments and m.id != reply.id)
+    assert rig.fake.alice.id in fresh.pinged and len(fresh.pinged) == 1
+
+
+def _today() -> str:
+    import time
+
+    from bot.quota import utc_day
+
+    return utc_day(time.time())
+
+
+async def test_sigkill_while_queued_then_restart_delivers_to_the_original_reply(tmp_path: Path) -> None:
+    """The bot is killed while a job waits; started again, it delivers the image and never resubmits."""
+    async with (
+        FakeDiscord() as fake,
+        run_simulator(SimulatorOptions(api_key=SIM_KEY, manual=True)) as sim,
+    ):
+        await block_queue(sim.base_url, 1)
+        settings = settings_for(fake, sim, tmp_path / "bot.sqlite3")
+        first = BotProcess(settings_env(settings), tmp_path)
+        first.start()
+        try:
+            await fake.wait_synced(timeout=30.0)
+            await fake.wait_identified(timeout=30.0)
+            interaction = await fake.invoke("imagine", fake.alice, options={"prompt": "survive the crash"})
+            reply = await interaction.wait_original(lambda m: "Queued" in embed_text(m), timeout=15.0)
+        finally:
+            first.kill()
+        second = BotProcess(settings_env(settings), tmp_path)
+        second.start()
+        try:
+            await fake.wait_identified(timeout=30.0, count=2)
+            blocker = next(j for j in sim.jobs.values() if j.state == "IN_PROGRESS")
+            sim.finish(blocker.request_id)
+            await sim.wait_for(lambda: any(j.state == "IN_PROGRESS" for j in sim.jobs.values()), timeout=10.0)
+            ours = next(j for j in sim.jobs.values() if j.body["prompt"] == "survive the crash")
+            await sim.wait_for(lambda: ours.state == "IN_PROGRESS", timeout=10.0)
+            sim.finish(ours.request_id)
+            await fake.wait_until(lambda: bool(reply.attachments), 30.0, "the image in the original reply")
+        finally:
+            second.kill()
+        assert [c.json["prompt"] for c in sim.submits()].count("survive the crash") == 1
+        assert decoded_size(fake.attachment_bytes(reply.attachments[0].id)) == (1024, 1024)

@@ -1,0 +1,662 @@
+"""End-to-end tests of the fake Discord with a minimal, real discord.py bot (not the project's bot)."""
+
+import asyncio
+import contextlib
+import io
+import json
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+import aiohttp
+import discord
+import pytest
+import yarl
+from discord import app_commands
+from discord.ext import commands
+
+from tests.fakediscord import (
+    DiscordRejected,
+    FakeClock,
+    FakeDiscord,
+    FakeInteraction,
+    FakeMessage,
+    MessageFlag,
+    Permission,
+    wait_until,
+)
+from tests.fakediscord.validation import compute_pings, validate_command_definitions
+
+PNG_1x1 = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+
+# ================================================================================== the minimal bot
+
+
+class RemixModal(discord.ui.Modal, title="Remix"):
+    prompt: discord.ui.Label[Any] = discord.ui.Label(
+        text="Prompt", component=discord.ui.TextInput(custom_id="prompt", max_length=100)
+    )
+    style: discord.ui.Label[Any] = discord.ui.Label(
+        text="Style",
+        component=discord.ui.Select(
+            custom_id="style",
+            options=[
+                discord.SelectOption(label="Photo", value="photo"),
+                discord.SelectOption(label="Anime", value="anime"),
+            ],
+        ),
+    )
+    files: discord.ui.Label[Any] = discord.ui.Label(
+        text="References", component=discord.ui.FileUpload(custom_id="files", max_values=2)
+    )
+
+    def __init__(self, target: discord.Message) -> None:
+        super().__init__()
+        self.target = target
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        text_input = self.prompt.component
+        select = self.style.component
+        upload = self.files.component
+        assert isinstance(text_input, discord.ui.TextInput)
+        assert isinstance(select, discord.ui.Select)
+        assert isinstance(upload, discord.ui.FileUpload)
+        data = await upload.values[0].read()
+        await interaction.response.send_message(
+            f"remix:{text_input.value}:{select.values[0]}:{len(upload.values)}:{self.target.content}",
+            file=discord.File(io.BytesIO(data), filename="remix.png"),
+        )
+
+
+class ConfirmView(discord.ui.View):
+    def __init__(self) -> None:
+        super().__init__(timeout=30)
+
+    @discord.ui.button(label="OK", custom_id="mini:ok", style=discord.ButtonStyle.primary)
+    async def ok(self, interaction: discord.Interaction, button: discord.ui.Button["ConfirmView"]) -> None:
+        await interaction.response.edit_message(content=f"clicked by {interaction.user.id}", view=None)
+
+
+class MiniBot(commands.Bot):
+    def __init__(self, guild_id: int) -> None:
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents.default(),
+            guild_ready_timeout=0.05,
+            help_command=None,
+        )
+        self.guild_id = guild_id
+        self.reactions: list[discord.RawReactionActionEvent] = []
+        self.errors: list[BaseException] = []
+        self.results: dict[str, Any] = {}
+        self.release = asyncio.Event()
+
+    async def setup_hook(self) -> None:
+        add_commands(self)
+        await self.tree.sync()
+        await self.tree.sync(guild=discord.Object(self.guild_id))
+
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        self.reactions.append(payload)
+
+
+def add_commands(bot: MiniBot) -> None:
+    guild = discord.Object(bot.guild_id)
+
+    @bot.tree.command(name="draw", description="Draw a picture")
+    @app_commands.describe(prompt="What to draw", style="Style", count="How many", image="Reference image")
+    async def draw(
+        interaction: discord.Interaction,
+        prompt: app_commands.Range[str, 1, 200],
+        style: Literal["photo", "anime"],
+        count: app_commands.Range[int, 1, 4] = 1,
+        image: discord.Attachment | None = None,
+    ) -> None:
+        bot.results["draw_args"] = (prompt, style, count)
+        await interaction.response.defer()
+        await interaction.edit_original_response(content=f"Queued: {prompt} ({style} x{count})")
+        data = await image.read() if image is not None else PNG_1x1
+        await interaction.edit_original_response(
+            content="Done", attachments=[discord.File(io.BytesIO(data), filename="result.png")]
+        )
+        message = await interaction.original_response()
+        await message.add_reaction("🛑")
+        bot.results["draw_message"] = message.id
+
+    @bot.tree.command(name="big", description="Upload a file over the limit")
+    async def big(interaction: discord.Interaction) -> None:
+        await interaction.response.defer()
+        blob = b"\0" * (interaction.filesize_limit + 1)
+        try:
+            await interaction.edit_original_response(attachments=[discord.File(io.BytesIO(blob), "huge.bin")])
+        except discord.HTTPException as exc:
+            bot.results["big"] = (exc.status, exc.code)
+        await interaction.edit_original_response(content="too big")
+
+    @bot.tree.command(name="slow", description="Outlive the interaction token")
+    async def slow(interaction: discord.Interaction) -> None:
+        callback = await interaction.response.defer()
+        assert callback is not None and callback.message_id is not None
+        await interaction.edit_original_response(content="working")
+        await bot.release.wait()
+        try:
+            await interaction.edit_original_response(content="late")
+        except discord.HTTPException as exc:
+            bot.results["slow_token"] = (exc.status, exc.code)
+        assert interaction.channel_id is not None
+        channel = bot.get_partial_messageable(interaction.channel_id)
+        await channel.get_partial_message(callback.message_id).edit(content="finished via bot token")
+        bot.results["slow_done"] = True
+
+    @bot.tree.command(name="twice", description="Acknowledge twice")
+    async def twice(interaction: discord.Interaction) -> None:
+        results = await asyncio.gather(
+            interaction.response.defer(), interaction.response.defer(), return_exceptions=True
+        )
+        bot.results["twice"] = results
+
+    @bot.tree.command(name="shout", description="Mention people")
+    async def shout(interaction: discord.Interaction, quiet: bool = True) -> None:
+        mentions = discord.AllowedMentions.none() if quiet else discord.utils.MISSING
+        await interaction.response.send_message(f"hey {interaction.user.mention} @everyone", allowed_mentions=mentions)
+
+    @bot.tree.command(name="follow", description="Defer, then follow up twice")
+    async def follow(interaction: discord.Interaction) -> None:
+        await interaction.response.defer(ephemeral=True)
+        first = await interaction.followup.send("first", wait=True)
+        second = await interaction.followup.send("second", wait=True)
+        bot.results["follow"] = (first.id, second.id)
+
+    async def fruit_names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        fruits = ["apple", "apricot", "banana"]
+        return [app_commands.Choice(name=f, value=f) for f in fruits if f.startswith(current)]
+
+    @bot.tree.command(name="pick", description="Pick a fruit")
+    @app_commands.autocomplete(fruit=fruit_names)
+    async def pick(interaction: discord.Interaction, fruit: str) -> None:
+        await interaction.response.send_message(fruit)
+
+    @bot.tree.command(name="buttons", description="Send a button")
+    async def buttons(interaction: discord.Interaction) -> None:
+        await interaction.response.send_message("Pick one", view=ConfirmView())
+
+    quota = app_commands.Group(
+        name="quota", description="Quota administration", default_permissions=discord.Permissions(manage_guild=True)
+    )
+
+    @quota.command(name="set", description="Set a user's quota")
+    @app_commands.checks.has_permissions(manage_guild=True)
+    async def quota_set(
+        interaction: discord.Interaction, user: discord.Member, amount: app_commands.Range[int, 0, 100]
+    ) -> None:
+        await interaction.response.send_message(f"quota {user.id}={amount}", ephemeral=True)
+
+    bot.tree.add_command(quota, guild=guild)
+
+    @app_commands.context_menu(name="Remix")
+    async def remix(interaction: discord.Interaction, message: discord.Message) -> None:
+        bot.results["remix_target"] = (message.content, [a.filename for a in message.attachments])
+        await interaction.response.send_modal(RemixModal(message))
+
+    bot.tree.add_command(remix, guild=guild)
+
+    @bot.tree.error
+    async def on_error(interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        bot.errors.append(error)
+        if isinstance(error, app_commands.MissingPermissions) and not interaction.response.is_done():
+            await interaction.response.send_message("denied", ephemeral=True)
+
+
+# ================================================================================== fixtures
+
+
+@pytest.fixture
+async def fake(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeDiscord]:
+    options: dict[str, Any] = getattr(request, "param", {})
+    async with FakeDiscord(**options) as server:
+        monkeypatch.setattr(discord.http.Route, "BASE", server.api_base)
+        monkeypatch.setattr(discord.gateway.DiscordWebSocket, "DEFAULT_GATEWAY", yarl.URL(server.gateway_url))
+        yield server
+        assert not server.internal_errors, server.internal_errors
+
+
+@pytest.fixture
+async def bot(fake: FakeDiscord) -> AsyncIterator[MiniBot]:
+    client = MiniBot(int(fake.guild.id))
+    runner = asyncio.create_task(client.start(fake.token))
+    ready = asyncio.create_task(client.wait_until_ready())
+    done, _ = await asyncio.wait({runner, ready}, timeout=5, return_when=asyncio.FIRST_COMPLETED)
+    if ready not in done:
+        ready.cancel()
+        await client.close()
+        if runner in done:
+            runner.result()
+        pytest.fail("bot did not become ready within 5 s")
+    try:
+        yield client
+    finally:
+        client.release.set()
+        await client.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+
+
+def interaction_creates(fake: FakeDiscord) -> int:
+    return len(fake.dispatched("INTERACTION_CREATE"))
+
+
+def original(inv: FakeInteraction) -> FakeMessage:
+    message = inv.original()
+    assert message is not None
+    return message
+
+
+# ================================================================================== tests: startup
+
+
+async def test_bot_logs_in_syncs_and_gets_ready(fake: FakeDiscord, bot: MiniBot) -> None:
+    assert bot.user is not None and bot.user.id == int(fake.bot_user.id)
+    assert bot.application_id == int(fake.bot_user.id)
+    assert [r.path for r in fake.requests[:2]] == ["/users/@me", "/oauth2/applications/@me"]
+    assert {c["name"] for c in await fake.wait_synced()} == {
+        "draw",
+        "big",
+        "slow",
+        "twice",
+        "shout",
+        "buttons",
+        "follow",
+        "pick",
+    }
+    guild_commands = await fake.wait_synced(fake.guild.id)
+    assert {(c["name"], c["type"]) for c in guild_commands} == {("quota", 1), ("Remix", 3)}
+    assert all(c["guild_id"] == fake.guild.id for c in guild_commands)
+    draw = fake.command("draw")
+    assert draw is not None
+    style = next(o for o in draw["options"] if o["name"] == "style")
+    assert [c["value"] for c in style["choices"]] == ["photo", "anime"]
+    assert fake.identify_payloads[0]["intents"] == discord.Intents.default().value
+    guild = bot.get_guild(int(fake.guild.id))
+    assert guild is not None and guild.name == "Test Server"
+    assert {c.name for c in guild.text_channels} == {"general", "art"}
+    assert {r.name for r in guild.roles} >= {"@everyone", "Admin", "Moderator", "Manager"}
+    # without the presences intent GUILD_CREATE carries only the bot's own member
+    assert guild.owner_id == int(fake.owner.id) and guild.get_member(int(fake.owner.id)) is None
+    assert guild.me is not None and guild.me.guild_permissions.add_reactions
+    owner = await guild.fetch_member(int(fake.owner.id))
+    assert owner.guild_permissions.administrator
+    login = next(r for r in fake.requests if r.path == "/users/@me")
+    assert login.auth == "bot" and login.status == 200
+
+
+async def test_wrong_token_is_refused(fake: FakeDiscord) -> None:
+    client = discord.Client(intents=discord.Intents.default())
+    with pytest.raises(discord.LoginFailure):
+        await client.login("not-the-token")
+    await client.close()
+    assert fake.requests[-1].status == 401 and fake.requests[-1].auth == "invalid"
+
+
+# ================================================================================== tests: the happy path
+
+
+async def test_slash_command_defers_edits_uploads_and_reacts(fake: FakeDiscord, bot: MiniBot) -> None:
+    reference = fake.upload("ref.png", PNG_1x1)
+    inv = await fake.invoke(
+        "draw", fake.alice, options={"prompt": "a cat", "style": "anime", "count": 2, "image": reference}
+    )
+    assert (await inv.wait_response(3))["type"] == 5
+    await wait_until(lambda: "draw_message" in bot.results, what="the bot to finish /draw")
+    message = original(inv)
+    assert bot.results["draw_args"] == ("a cat", "anime", 2)
+    assert bot.results["draw_message"] == int(message.id)
+    assert message.type == 20 and message.author_id == fake.bot_user.id
+    assert [(s.action, s.content) for s in message.history] == [
+        ("create", ""),
+        ("edit", "Queued: a cat (anime x2)"),
+        ("edit", "Done"),
+    ]
+    assert message.history[0].flags & MessageFlag.LOADING
+    assert not message.loading
+    final = message.history[-1].attachments
+    assert [(a.filename, a.content_type, a.width, a.height) for a in final] == [("result.png", "image/png", 1, 1)]
+    assert final[0].data == PNG_1x1 == fake.attachment_bytes(final[0].id)
+    assert message.history[1].attachments == []
+    # JSON edit, then multipart edit with payload_json + files[0]
+    edits = [r for r in fake.requests if r.method == "PATCH" and r.path.endswith("/messages/@original")]
+    assert [bool(r.files) for r in edits] == [False, True]
+    assert edits[1].files == [("result.png", len(PNG_1x1))]
+    assert edits[0].auth == "none"
+    # the bot's reaction is recorded, echoed through the gateway, and seen by the bot itself
+    assert message.reactions == {"🛑": [fake.bot_user.id]}
+    await wait_until(lambda: len(bot.reactions) == 1, what="the bot's own reaction event")
+    own = bot.reactions[0]
+    assert own.user_id == int(fake.bot_user.id) and own.message_id == int(message.id)
+    # a user reacts: on_raw_reaction_add gets guild, member and message author
+    await fake.react(message, "🛑", fake.alice)
+    await wait_until(lambda: len(bot.reactions) == 2, what="alice's reaction event")
+    payload = bot.reactions[1]
+    assert payload.user_id == int(fake.alice.id) and payload.emoji.name == "🛑"
+    assert payload.guild_id == int(fake.guild.id) and payload.member is not None
+    assert payload.message_author_id == int(fake.bot_user.id)
+    assert message.reactions["🛑"] == [fake.bot_user.id, fake.alice.id]
+    # the reference attachment was downloaded from the fake
+    assert any(r.path.startswith(f"/attachments/{reference.id}/") for r in fake.requests)
+
+
+@pytest.mark.parametrize("fake", [{"compress": True}], indirect=True)
+async def test_gateway_resume_after_reconnect_with_zlib_frames(fake: FakeDiscord, bot: MiniBot) -> None:
+    session = await fake.wait_identified()
+    await fake.request_reconnect()
+    await fake.wait_until(lambda: session.resumes == 1 and session.connected, 5, "a RESUME")
+    assert len(fake.identify_payloads) == 1
+    assert fake.gateway.resume_payloads[0]["session_id"] == session.session_id
+    message = await fake.post_user_message(fake.bob, "hello")
+    await fake.react(message, "👍", fake.bob)
+    await wait_until(lambda: any(r.user_id == int(fake.bob.id) for r in bot.reactions), what="a reaction")
+
+
+# ================================================================================== tests: refusals
+
+
+async def test_invoke_refuses_what_discord_would_not_send(fake: FakeDiscord, bot: MiniBot) -> None:
+    before = interaction_creates(fake)
+    bad_options: list[dict[str, Any]] = [
+        {"prompt": "x", "style": "watercolor"},  # not among the synced choices
+        {"style": "photo"},  # required option missing
+        {"prompt": "x" * 201, "style": "photo"},  # over max_length
+        {"prompt": "x", "style": "photo", "count": 5},  # over max_value
+        {"prompt": "x", "style": "photo", "count": "2"},  # wrong type
+        {"prompt": "x", "style": "photo", "colour": "red"},  # unknown option
+    ]
+    for options in bad_options:
+        with pytest.raises(DiscordRejected):
+            await fake.invoke("draw", fake.alice, options=options)
+    with pytest.raises(DiscordRejected):
+        await fake.invoke("nope", fake.alice)
+    with pytest.raises(DiscordRejected, match="cannot be used in a DM"):
+        await fake.invoke("quota set", fake.owner, options={"user": fake.bob, "amount": 1}, guild=False)
+    assert interaction_creates(fake) == before
+    # a modified client (validate=False) delivers it anyway, and discord.py passes it through
+    inv = await fake.invoke("draw", fake.alice, options={"prompt": "x", "style": "watercolor"}, validate=False)
+    await inv.wait_response()
+    assert interaction_creates(fake) == before + 1
+    await wait_until(lambda: "draw_args" in bot.results, what="the bot to run /draw")
+    assert bot.results["draw_args"] == ("x", "watercolor", 1)
+
+
+async def test_default_member_permissions_and_override(fake: FakeDiscord, bot: MiniBot) -> None:
+    options = {"user": fake.bob, "amount": 5}
+    with pytest.raises(DiscordRejected, match="default_member_permissions"):
+        await fake.invoke("quota", fake.alice, subcommand="set", options=options)
+    inv = await fake.invoke("quota set", fake.manager, options=options)
+    response = await inv.wait_response()
+    assert response["type"] == 4 and response["data"]["content"] == f"quota {fake.bob.id}=5"
+    assert original(inv).ephemeral
+    assert not [e for e in fake.dispatch_log if e.event == "MESSAGE_CREATE" and e.data["id"] == original(inv).id]
+    assert inv.data["options"][0]["type"] == 1 and inv.data["guild_id"] == fake.guild.id
+    admin_inv = await fake.invoke("quota set", fake.admin, options=options)
+    assert (await admin_inv.wait_response())["type"] == 4
+    # a server admin overrode the hint for everyone: the bot's own check still refuses alice
+    overridden = await fake.invoke("quota set", fake.alice, options=options, override_permissions=True)
+    assert (await overridden.wait_response())["data"]["content"] == "denied"
+    assert any(isinstance(e, app_commands.MissingPermissions) for e in bot.errors)
+
+
+async def test_upload_over_the_limit_is_413(fake: FakeDiscord, bot: MiniBot) -> None:
+    inv = await fake.invoke("big", fake.alice)
+    await inv.wait_original(lambda m: m.content == "too big")
+    assert bot.results["big"] == (413, 40005)
+    rejected = await fake.wait_for_request("PATCH", r"/messages/@original$", status=413)
+    assert rejected.files == [("huge.bin", fake.attachment_size_limit + 1)]
+    assert original(inv).attachments == []
+
+
+@pytest.mark.parametrize("fake", [{"clock": FakeClock(), "token_ttl": 60.0}], indirect=True)
+async def test_expired_token_is_401_but_bot_token_edit_works(fake: FakeDiscord, bot: MiniBot) -> None:
+    clock = fake.clock
+    assert isinstance(clock, FakeClock)
+    inv = await fake.invoke("slow", fake.alice)
+    message = await inv.wait_original(lambda m: m.content == "working")
+    clock.advance(61)
+    bot.release.set()
+    await wait_until(lambda: bool(bot.results.get("slow_done")), what="the bot-token fallback edit")
+    assert bot.results["slow_token"] == (401, 50027)
+    late = await fake.wait_for_request("PATCH", r"^/webhooks/.+/messages/@original$", status=401)
+    assert late.response == {"message": "Invalid Webhook Token", "code": 50027}
+    fallback = await fake.wait_for_request("PATCH", rf"^/channels/{message.channel_id}/messages/{message.id}$")
+    assert fallback.status == 200 and fallback.auth == "bot"
+    assert message.contents == ["", "working", "finished via bot token"]
+
+
+@pytest.mark.parametrize("fake", [{"clock": FakeClock()}], indirect=True)
+async def test_late_ack_is_unknown_interaction(fake: FakeDiscord, bot: MiniBot) -> None:
+    inv = await fake.invoke("shout", fake.alice)
+    assert isinstance(fake.clock, FakeClock)
+    fake.clock.advance(fake.callback_deadline + 0.5)  # before the bot's task gets to run
+    late = await fake.wait_for_request("POST", rf"^/interactions/{inv.id}/.+/callback$")
+    assert late.status == 404 and late.response == {"message": "Unknown interaction", "code": 10062}
+    assert not inv.responses and inv.original() is None
+    await wait_until(lambda: bool(bot.errors), what="the command error")
+    error = bot.errors[0]
+    assert isinstance(error, app_commands.CommandInvokeError) and isinstance(error.original, discord.NotFound)
+
+
+async def test_second_ack_is_40060(fake: FakeDiscord, bot: MiniBot) -> None:
+    inv = await fake.invoke("twice", fake.alice)
+    await wait_until(lambda: "twice" in bot.results, what="both acknowledgements")
+    errors = [r for r in bot.results["twice"] if isinstance(r, BaseException)]
+    assert len(errors) == 1 and isinstance(errors[0], discord.HTTPException)
+    assert (errors[0].status, errors[0].code) == (400, 40060)
+    assert len(inv.responses) == 1 and inv.response_type == 5
+    callbacks = [r for r in fake.requests if r.path.endswith("/callback")]
+    assert sorted(r.status for r in callbacks) == [200, 400]
+    assert all(r.query.get("with_response") in ("1", "true") for r in callbacks)
+
+
+async def test_pinged_set_respects_allowed_mentions(fake: FakeDiscord, bot: MiniBot) -> None:
+    quiet = await fake.invoke("shout", fake.alice)
+    await quiet.wait_response()
+    message = original(quiet)
+    assert message.content == f"hey <@{fake.alice.id}> @everyone"
+    assert message.allowed_mentions == {"parse": []}
+    assert message.pinged == set()
+    loud = await fake.invoke("shout", fake.alice, options={"quiet": False})
+    await loud.wait_response()
+    assert original(loud).allowed_mentions is None
+    assert original(loud).pinged == {fake.alice.id, "everyone"}
+
+
+# ================================================================================== tests: components
+
+
+async def test_modal_round_trip_with_file_upload(fake: FakeDiscord, bot: MiniBot) -> None:
+    post = await fake.post_user_message(fake.alice, "my cat", attachments=[fake.upload("cat.png", PNG_1x1)])
+    # without the MESSAGE_CONTENT intent the bot's MESSAGE_CREATE is blank...
+    created = [d for d in fake.dispatched("MESSAGE_CREATE") if d["id"] == post.id]
+    assert created[0]["content"] == "" and created[0]["attachments"] == []
+    inv = await fake.invoke_message_command("Remix", fake.alice, post)
+    modal = await inv.wait_modal()
+    assert [(c["type"], c["component"]["type"]) for c in modal["components"]] == [(18, 4), (18, 3), (18, 19)]
+    # ...but the context-menu target carries content and attachments
+    await wait_until(lambda: "remix_target" in bot.results, what="the context menu")
+    assert bot.results["remix_target"] == ("my cat", ["cat.png"])
+    ref = fake.upload("ref.png", PNG_1x1)
+    before = interaction_creates(fake)
+    with pytest.raises(DiscordRejected, match="required"):
+        await fake.submit_modal(inv, {"style": ["anime"], "files": [ref]})
+    with pytest.raises(DiscordRejected, match="at most 2"):
+        await fake.submit_modal(inv, {"prompt": "p", "style": ["anime"], "files": [ref, ref, ref]})
+    with pytest.raises(DiscordRejected, match="not an option"):
+        await fake.submit_modal(inv, {"prompt": "p", "style": ["oil"], "files": [ref]})
+    assert interaction_creates(fake) == before
+    submit = await fake.submit_modal(inv, {"prompt": "make it blue", "style": ["anime"], "files": [ref]})
+    assert submit.data["components"][2]["component"] == {
+        "type": 19,
+        "id": submit.data["components"][2]["component"]["id"],
+        "custom_id": "files",
+        "values": [ref.id],
+    }
+    assert submit.data["resolved"]["attachments"][ref.id]["filename"] == "ref.png"
+    reply = await submit.wait_original()
+    assert reply.content == "remix:make it blue:anime:1:my cat"
+    assert reply.attachments[0].data == PNG_1x1 and reply.type == 0
+
+
+async def test_button_press_updates_the_message(fake: FakeDiscord, bot: MiniBot) -> None:
+    inv = await fake.invoke("buttons", fake.alice)
+    await inv.wait_response()
+    message = original(inv)
+    assert message.find_component("mini:ok") is not None
+    with pytest.raises(DiscordRejected):
+        await fake.press_button(message, "mini:nope", fake.bob)
+    press = await fake.press_button(message, "mini:ok", fake.bob)
+    assert (await press.wait_response())["type"] == 7
+    assert message.content == f"clicked by {fake.bob.id}"
+    assert message.components == []
+    assert press.original() is message
+    assert [s.via for s in message.history] == ["callback", "component"]
+
+
+# ================================================================================== tests: rate limits
+
+
+async def test_rate_limit_429_then_discord_py_retries(fake: FakeDiscord, bot: MiniBot) -> None:
+    fake.rate_limit(r"^/channels/\d+/messages$", limit=1, per=0.3, method="POST", headers=False)
+    channel = bot.get_channel(int(fake.channel.id))
+    assert isinstance(channel, discord.TextChannel)
+    await channel.send("first")
+    await channel.send("second")
+    assert fake.rate_limited_count == 1
+    limited = [r for r in fake.requests if r.status == 429]
+    assert len(limited) == 1 and limited[0].response["global"] is False
+    assert 0 < limited[0].response["retry_after"] <= 0.3
+    assert [m.content for m in fake.find_messages(channel=fake.channel)] == ["first", "second"]
+
+
+async def test_rate_limit_headers_make_discord_py_wait(fake: FakeDiscord, bot: MiniBot) -> None:
+    fake.rate_limit(r"^/channels/\d+/messages$", limit=1, per=0.3, method="POST")
+    channel = bot.get_channel(int(fake.art.id))
+    assert isinstance(channel, discord.TextChannel)
+    await channel.send("first")
+    await channel.send("second")
+    assert fake.rate_limited_count == 0
+    sends = [r for r in fake.requests if r.method == "POST" and r.path.endswith("/messages")]
+    assert sends[1].time - sends[0].time >= 0.25
+
+
+# ================================================================================== tests: the fake alone
+
+
+async def test_rest_shapes_without_a_bot(fake: FakeDiscord) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{fake.api_base}/users/@me") as response:
+            assert response.status == 401
+            assert response.headers["Content-Type"] == "application/json"
+            assert await response.json() == {"message": "401: Unauthorized", "code": 0}
+        headers = {"Authorization": f"Bot {fake.token}"}
+        async with http.get(f"{fake.api_base}/gateway/bot", headers=headers) as response:
+            assert (await response.json())["url"] == fake.gateway_url.rstrip("/")
+        async with http.get(f"{fake.api_base}/channels/{fake.channel.id}/messages/1", headers=headers) as response:
+            assert response.status == 404 and (await response.json())["code"] == 10008
+        bad = [{"name": "Bad Name", "description": "x", "type": 1}]
+        url = f"{fake.api_base}/applications/{fake.bot_user.id}/commands"
+        async with http.put(url, headers=headers, data=json.dumps(bad)) as response:
+            body = await response.json()
+            assert response.status == 400 and body["code"] == 50035 and "0" in body["errors"]
+        attachment = fake.upload("a.txt", b"hello")
+        async with http.get(attachment.url) as response:
+            assert await response.read() == b"hello"
+
+
+def test_pings_and_command_rules() -> None:
+    content = "<@1> <@&2> @everyone"
+    assert compute_pings(content, None, mentionable_role_ids=set(), can_mention_everyone=False) == {"1"}
+    assert compute_pings(content, None, mentionable_role_ids={"2"}, can_mention_everyone=True) == {
+        "1",
+        "2",
+        "everyone",
+    }
+    assert compute_pings(content, {"parse": []}, mentionable_role_ids={"2"}, can_mention_everyone=True) == set()
+    assert compute_pings(content, {"users": ["1"]}, mentionable_role_ids=set(), can_mention_everyone=True) == {"1"}
+    assert (
+        compute_pings("hi", {"parse": []}, mentionable_role_ids=set(), can_mention_everyone=True, replied_user_id="9")
+        == set()
+    )
+    assert compute_pings("hi", None, mentionable_role_ids=set(), can_mention_everyone=True, replied_user_id="9") == {
+        "9"
+    }
+    errors = validate_command_definitions(
+        [
+            {
+                "name": "ok",
+                "description": "d",
+                "options": [
+                    {"type": 3, "name": "a", "description": "d"},
+                    {"type": 3, "name": "b", "description": "d", "required": True},
+                ],
+            }
+        ]
+    )
+    assert "required" in errors.tree["0"]["options"]["1"]
+    assert not validate_command_definitions([{"name": "Remix", "type": 3}])
+    assert Permission.MANAGE_GUILD == 1 << 5
+
+
+async def test_followup_after_defer_replaces_the_loading_message(fake: FakeDiscord, bot: MiniBot) -> None:
+    inv = await fake.invoke("follow", fake.alice)
+    await wait_until(lambda: "follow" in bot.results, what="two follow-ups")
+    first_id, second_id = bot.results["follow"]
+    message = original(inv)
+    assert first_id == int(message.id) and message.content == "first" and message.ephemeral
+    assert [m.id for m in inv.followups()] == [str(second_id)]
+    # the ephemeral original is never dispatched; the second (public) follow-up is
+    created = [d["id"] for d in fake.dispatched("MESSAGE_CREATE")]
+    assert str(first_id) not in created and str(second_id) in created
+
+
+async def test_autocomplete(fake: FakeDiscord, bot: MiniBot) -> None:
+    inv = await fake.autocomplete("pick", fake.alice, "fruit", options={"fruit": "ap"})
+    await inv.wait_response()
+    assert inv.autocomplete_choices == [{"name": "apple", "value": "apple"}, {"name": "apricot", "value": "apricot"}]
+
+
+async def test_dms_reactions_and_deletions(fake: FakeDiscord, bot: MiniBot) -> None:
+    # a global command used in the bot's DM
+    inv = await fake.invoke("shout", fake.bob, guild=False)
+    await inv.wait_response()
+    reply = original(inv)
+    assert reply.channel_id == fake.dm_channel(fake.bob).id and reply.guild_id is None
+    assert inv.payload["context"] == 1 and "member" not in inv.payload
+    # the bot opens a DM; a user with closed DMs answers 50007
+    alice = await bot.fetch_user(int(fake.alice.id))
+    await alice.send("psst")
+    assert [m.content for m in fake.find_messages(channel=fake.dm_channel(fake.alice))] == ["psst"]
+    fake.bob.accepts_dms = False
+    bob = await bot.fetch_user(int(fake.bob.id))
+    with pytest.raises(discord.Forbidden) as closed:
+        await bob.send("psst")
+    assert closed.value.code == 50007
+    # removing someone else's reaction needs MANAGE_MESSAGES
+    channel = bot.get_channel(int(fake.channel.id))
+    assert isinstance(channel, discord.TextChannel)
+    sent = await channel.send("react here")
+    await fake.react(str(sent.id), "👍", fake.alice)
+    with pytest.raises(discord.Forbidden) as denied:
+        await sent.remove_reaction("👍", discord.Object(int(fake.alice.id)))
+    assert denied.value.code == 50013
+    await fake.update_bot_permissions(fake.bot_permissions | Permission.MANAGE_MESSAGES)
+    await sent.remove_reaction("👍", discord.Object(int(fake.alice.id)))
+    assert fake.messages[str(sent.id)].reactions == {}
+    assert fake.dispatched("MESSAGE_REACTION_REMOVE")[-1]["user_id"] == fake.alice.id
+    # a moderator deletes the bot's message: later edits are 10008
+    await fake.delete_message(str(sent.id), by=fake.moderator)
+    assert fake.dispatched("MESSAGE_DELETE")[-1]["id"] == str(sent.id)
+    with pytest.raises(discord.NotFound) as gone:
+        await sent.edit(content="edited")
+    assert gone.value.code == 10008
+    with pytest.raises(DiscordRejected):
+        await fake.delete_message(reply.id, by=fake.alice)
