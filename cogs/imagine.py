@@ -49,11 +49,13 @@ class Refused(Exception):
     """A request that must not go ahead; the message is shown to the member privately."""
 
 
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".heic", ".heif", ".gif")
+
+
 def looks_like_image(attachment: discord.Attachment) -> bool:
-    return (
-        imaging.check_declared(attachment.content_type, attachment.filename, attachment.size, 1 << 62) is None
-        and (attachment.content_type or "").startswith("image/")
-    ) or attachment.filename.lower().endswith((".png", ".jpg", ".jpeg", ".webp", ".heic", ".heif"))
+    """Whether a message attachment is meant as a picture (it is checked properly later)."""
+    content_type = (attachment.content_type or "").lower()
+    return content_type.startswith("image/") or attachment.filename.lower().endswith(IMAGE_EXTENSIONS)
 
 
 class ImagineModal(discord.ui.Modal):
