@@ -47,6 +47,7 @@ class ReplyPresenter:
         self._locks: dict[int, asyncio.Lock] = {}
         self._finished: set[int] = set()
         self._gone: set[int] = set()
+        self._last_edit: dict[int, float] = {}
 
     async def publish(self, job: JobRecord, event: JobEvent) -> None:
         if isinstance(event, Progress):
@@ -62,10 +63,20 @@ class ReplyPresenter:
         self._latest.pop(job.id, None)
         try:
             async with self._lock(job.id):
+                await self._pace(job.id)
                 await self._final(job, event)
         finally:
             self._locks.pop(job.id, None)
             self._gone.discard(job.id)
+            self._last_edit.pop(job.id, None)
+
+    async def show_now(self, job: JobRecord, progress: Progress) -> None:
+        """Replace the "thinking…" state at once (the first edit of a new reply), inside the pacing."""
+        async with self._lock(job.id):
+            try:
+                await self._edit(job, embed=_render.progress_embed(job, progress))
+            finally:
+                self._last_edit[job.id] = asyncio.get_running_loop().time()
 
     def _forget_worker(self, task: asyncio.Task[None]) -> None:
         for job_id, worker in list(self._workers.items()):
@@ -81,15 +92,18 @@ class ReplyPresenter:
     def _lock(self, job_id: int) -> asyncio.Lock:
         return self._locks.setdefault(job_id, asyncio.Lock())
 
-    async def _progress_worker(self, job_id: int) -> None:
-        loop = asyncio.get_running_loop()
-        last = 0.0
-        while (item := self._latest.pop(job_id, None)) is not None:
-            wait = self._min_edit_gap - (loop.time() - last)
+    async def _pace(self, job_id: int) -> None:
+        """Wait until this reply's last edit is at least ``min_edit_gap`` seconds old."""
+        last = self._last_edit.get(job_id)
+        if last is not None:
+            wait = self._min_edit_gap - (asyncio.get_running_loop().time() - last)
             if wait > 0:
                 await asyncio.sleep(wait)
-                item = self._latest.pop(job_id, item)  # a newer state may have arrived meanwhile
-            job, progress = item
+
+    async def _progress_worker(self, job_id: int) -> None:
+        while (item := self._latest.pop(job_id, None)) is not None:
+            await self._pace(job_id)
+            job, progress = self._latest.pop(job_id, item)  # a newer state may have arrived meanwhile
             async with self._lock(job_id):
                 if job_id in self._finished or job_id in self._gone:
                     return
@@ -100,7 +114,8 @@ class ReplyPresenter:
                     log.info("job %d: its reply was deleted; the result will be posted anew", job_id)
                 except discord.HTTPException as exc:
                     log.warning("job %d: status edit failed: %s", job_id, exc)
-            last = loop.time()
+                finally:
+                    self._last_edit[job_id] = asyncio.get_running_loop().time()
 
     async def _final(self, job: JobRecord, event: JobEvent) -> None:
         file: discord.File | None = None

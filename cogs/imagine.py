@@ -16,7 +16,7 @@ from bot.models import JobRecord, JobState, NewJob, QuotaRefusal
 from bot.queue import ASPECT_RATIOS, MAX_PROMPT_CHARS, MAX_REFERENCE_IMAGES, SIZE_TIERS
 from bot.tracker import Progress
 from cogs import _render
-from cogs._reply import ReplyPresenter
+from cogs._reply import ReplyGoneError, ReplyPresenter
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -210,7 +210,7 @@ class Imagine(commands.Cog):
         except Exception:
             await self.bot.store.finish(job.id, JobState.FAILED, now=self.bot.clock(), refund=True, error_type="error")
             raise
-        await self._show_queued(interaction, job)
+        await self._show_queued(job)
         self.bot.tracker.start(job)
 
     def _check(self, interaction: Interaction, request: ImagineRequest) -> None:
@@ -294,15 +294,14 @@ class Imagine(commands.Cog):
             log.debug("could not delete the deferred reply")
         await interaction.followup.send(text, ephemeral=True)
 
-    async def _show_queued(self, interaction: Interaction, job: JobRecord) -> None:
+    async def _show_queued(self, job: JobRecord) -> None:
         now = self.bot.clock()
-        embed = _render.progress_embed(job, Progress(JobState.PENDING, None, now, now))
         try:
-            message = await interaction.edit_original_response(
-                embed=embed, allowed_mentions=discord.AllowedMentions.none()
-            )
+            await self.presenter.show_now(job, Progress(JobState.PENDING, None, now, now))
+            assert job.message_id is not None
+            message = self.bot.get_partial_messageable(job.channel_id).get_partial_message(job.message_id)
             await message.add_reaction(_render.CANCEL_EMOJI)
-        except discord.HTTPException as exc:
+        except (discord.HTTPException, ReplyGoneError) as exc:
             log.info("job %d: could not show the queued state or add the cancel control: %s", job.id, exc)
 
 

@@ -23,6 +23,9 @@ FIELD_LABELS = {
 }
 
 
+GUILD_ONLY = "This command works only in a server, not in direct messages."
+
+
 def _limit(value: int | None) -> str:
     return "no limit" if value is None else str(value)
 
@@ -40,7 +43,10 @@ class Quota(commands.Cog):
 
     async def _is_manager(self, interaction: Interaction) -> bool:
         """Discord's permission hint can be overridden by server settings, so check again here."""
-        if interaction.guild_id is not None and interaction.permissions.manage_guild:
+        if interaction.guild_id is None:
+            await interaction.response.send_message(GUILD_ONLY, ephemeral=True)
+            return False
+        if interaction.permissions.manage_guild:
             return True
         await interaction.response.send_message(
             "Only members with the Manage Server permission can change or view quota settings.", ephemeral=True
@@ -136,7 +142,9 @@ class Quota(commands.Cog):
     @app_commands.command(name="usage", description="How many images you can still make today")
     @app_commands.guild_only()
     async def usage(self, interaction: Interaction) -> None:
-        assert interaction.guild_id is not None
+        if interaction.guild_id is None:  # Discord should not send it from a DM, but do not rely on it
+            await interaction.response.send_message(GUILD_ONLY, ephemeral=True)
+            return
         now = self.bot.clock()
         settings = await self.bot.store.get_quota(interaction.guild_id)
         used = await self.bot.store.usage(interaction.guild_id, interaction.user.id, day=quota.utc_day(now))

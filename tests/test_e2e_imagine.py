@@ -295,3 +295,45 @@ async def test_sigkill_while_queued_then_restart_delivers_to_the_original_reply(
             second.kill()
         assert [c.json["prompt"] for c in sim.submits()].count("survive the crash") == 1
         assert decoded_size(fake.attachment_bytes(reply.attachments[0].id)) == (1024, 1024)
+
+
+async def test_result_finished_while_the_bot_was_down_reaches_the_original_reply(tmp_path: Path) -> None:
+    """Stopped mid-job; the upstream finishes meanwhile; on start the bot delivers to the same reply."""
+    from tests.harness import running_bot
+
+    async with (
+        FakeDiscord() as fake,
+        run_simulator(SimulatorOptions(api_key=SIM_KEY, manual=True)) as sim,
+    ):
+        db = tmp_path / "bot.sqlite3"
+        async with running_bot(fake, sim, db) as rig:
+            interaction = await rig.imagine(fake.alice, prompt="finish without me")
+            reply = await interaction.wait_original(lambda m: "Generating" in embed_text(m))
+        ours = next(iter(sim.jobs.values()))
+        sim.finish(ours.request_id)
+        await sim.wait_for(lambda: ours.state == "COMPLETED")
+        async with running_bot(fake, sim, db, sync_commands=False):
+            await fake.wait_until(lambda: bool(reply.attachments), 10.0, "the image in the original reply")
+        assert len(sim.submits()) == 1
+        assert "Done" in embed_text(reply)
+
+
+async def test_status_edits_are_paced_and_draw_no_429(world: StartWorld) -> None:
+    """With the queue position stuck at 0, the elapsed time refreshes, but never faster than allowed."""
+    rig = await world(sim={"position_mode": "zero", "manual": True}, status_edit_interval=0.5)
+    rig.fake.rate_limit(r"/webhooks/\d+/[^/]+/messages/", limit=1, per=0.4, method="PATCH", headers=False)
+    await block_queue(rig.sim.base_url, 1)
+    interaction = await rig.imagine(rig.fake.alice, prompt="patience")
+    reply = await interaction.wait_original(lambda m: "Waiting" in embed_text(m))
+    await rig.fake.wait_until(lambda: len(set(status_history(reply))) >= 3, 10.0, "elapsed-time refreshes")
+    rig.sim.finish(running(rig).request_id)
+    await rig.sim.wait_for(lambda: sim_job(rig, "patience") is not None and sim_job(rig, "patience").state == "IN_PROGRESS")  # type: ignore[union-attr]
+    ours = sim_job(rig, "patience")
+    assert ours is not None
+    rig.sim.finish(ours.request_id)
+    await delivered(rig, interaction)
+    assert rig.fake.rate_limited_count == 0
+    waiting = [s for s in status_history(reply) if s.startswith("Waiting")]
+    assert len(waiting) >= 2 and all("position" not in s for s in status_history(reply))
+    edits = [s.time for s in reply.history]
+    assert all(b - a >= 0.45 for a, b in zip(edits[1:], edits[2:], strict=False))
