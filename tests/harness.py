@@ -32,7 +32,7 @@ from bot.queue import QueueClient, RetryPolicy
 from bot.simulator import Simulator
 from bot.storage.sqlite import SqliteStore
 from bot.tracker import JobTracker
-from tests.fakediscord import FakeDiscord, FakeInteraction, FakeMessage, FakeUser
+from tests.fakediscord import FakeDiscord, FakeInteraction, FakeMessage, FakeUser, wait_until
 
 SIM_KEY = "e2e-upstream-key"
 READY_TIMEOUT = 5.0
@@ -109,7 +109,7 @@ class Rig:
                 found.append(job)
             return job is not None
 
-        await wait_for(check, timeout, "the job of an interaction")
+        await wait_until(check, timeout, what="the job of an interaction")
         return found[-1]
 
     async def wait_job(
@@ -124,23 +124,8 @@ class Rig:
                 return True
             return False
 
-        await wait_for(check, timeout, what)
+        await wait_until(check, timeout, what=what)
         return found[-1]
-
-
-async def wait_for(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> None:
-    """Poll a (sync or async) condition with a deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if loop.time() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.1f}s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def embed_text(message: FakeMessage) -> str:
