@@ -168,6 +168,8 @@ class JobTracker:
         self._presenter: JobPresenter | None = None
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._wake: dict[int, asyncio.Event] = {}
+        # A note that stays on a job's reply until the next cancel (e.g. "Cancel failed: ...").
+        self._notices: dict[int, str] = {}
         self._upstream = asyncio.Semaphore(self._settings.upstream_concurrency)
         self._closed = False
 
@@ -227,6 +229,7 @@ class JobTracker:
             if self._tasks.get(job_id) is finished:
                 del self._tasks[job_id]
                 self._wake.pop(job_id, None)
+                self._notices.pop(job_id, None)
             if not finished.cancelled() and (exc := finished.exception()) is not None:
                 log.error("job %d task crashed", job_id, exc_info=exc)
 
@@ -247,6 +250,7 @@ class JobTracker:
             return CancelResult.TOO_LATE
         if job.cancel_requested_at is not None:
             return CancelResult.ALREADY_REQUESTED
+        self._notices.pop(job_id, None)
         job = await self._store.request_cancel(job_id, user_id=user_id, now=self._clock())
         if job.request_id is None:
             # The submit is still in flight; the job's own task cancels it as soon as it has an id.
@@ -262,13 +266,13 @@ class JobTracker:
         except QueueError as exc:
             log.warning("cancel of job %d failed upstream: %s", job.id, exc.message)
             job = await self._store.clear_cancel(job.id, now=self._clock())
-            await self._show_progress(
-                job, notice="Cancel failed: the image service could not be reached. The job is still running."
-            )
+            self._notices[job.id] = "Cancel failed: the image service could not be reached. The job is still running."
+            await self._show_progress(job)
             return CancelResult.FAILED
         if outcome is CancelOutcome.NOT_FOUND:
             job = await self._store.clear_cancel(job.id, now=self._clock())
-            await self._show_progress(job, notice="Cancel failed: the image service no longer knows this job.")
+            self._notices[job.id] = "Cancel failed: the image service no longer knows this job."
+            await self._show_progress(job)
             self._poke(job.id)
             return CancelResult.FAILED
         self._poke(job.id)
@@ -340,10 +344,12 @@ class JobTracker:
             reading = await self._read_status(job)
             if reading is not None:
                 job = await self._apply(job, reading)
+                if job.status is JobState.DELIVERING:
+                    continue  # fetch the result at once, not after another poll interval
             now = self._clock()
             if job.status is not JobState.DELIVERING:
                 progress = self._progress(job, now)
-                key = (progress.state, progress.queue_position, progress.cancelling)
+                key = (progress.state, progress.queue_position, progress.cancelling, progress.notice)
                 stale = now - shown_at >= self._settings.status_edit_interval
                 if key != shown or stale:
                     shown, shown_at = key, now
@@ -388,7 +394,7 @@ class JobTracker:
                 await self._finish_cancelled(job, job.status)
         return job
 
-    def _progress(self, job: JobRecord, now: float, *, cancelling: bool = False, notice: str | None = None) -> Progress:
+    def _progress(self, job: JobRecord, now: float, *, cancelling: bool = False) -> Progress:
         if job.status is JobState.RUNNING:
             since = job.started_at or now
         else:
@@ -400,11 +406,11 @@ class JobTracker:
             phase_since=since,
             now=now,
             cancelling=cancelling or job.cancel_requested_at is not None,
-            notice=notice,
+            notice=self._notices.get(job.id),
         )
 
-    async def _show_progress(self, job: JobRecord, *, cancelling: bool = False, notice: str | None = None) -> None:
-        await self._publish(job, self._progress(job, self._clock(), cancelling=cancelling, notice=notice))
+    async def _show_progress(self, job: JobRecord, *, cancelling: bool = False) -> None:
+        await self._publish(job, self._progress(job, self._clock(), cancelling=cancelling))
 
     async def _deliver(self, job: JobRecord) -> NoReturn:
         handle = self._handle(job)

@@ -46,12 +46,18 @@ class Cancel(commands.Cog):
             return
         if not self._may_cancel(job, payload):
             # A stranger's ❌ does nothing; tidy it away when we are allowed to.
-            message = self.bot.get_partial_messageable(payload.channel_id).get_partial_message(payload.message_id)
-            with contextlib.suppress(discord.HTTPException):
-                await message.remove_reaction(payload.emoji, discord.Object(payload.user_id))
+            await self._remove_reaction(payload)
             return
         result = await self.bot.tracker.cancel(job.id, user_id=payload.user_id)
         log.info("job %d: cancel by reaction from %d: %s", job.id, payload.user_id, result.value)
+        if result is CancelResult.FAILED:
+            # The reply now says why; take the ❌ back so a second click can try again.
+            await self._remove_reaction(payload)
+
+    async def _remove_reaction(self, payload: discord.RawReactionActionEvent) -> None:
+        message = self.bot.get_partial_messageable(payload.channel_id).get_partial_message(payload.message_id)
+        with contextlib.suppress(discord.HTTPException):
+            await message.remove_reaction(payload.emoji, discord.Object(payload.user_id))
 
     def _may_cancel(self, job: JobRecord, payload: discord.RawReactionActionEvent) -> bool:
         if payload.user_id == job.user_id:
@@ -60,7 +66,7 @@ class Cancel(commands.Cog):
         if member is None or payload.guild_id is None:
             return False
         guild = self.bot.get_guild(payload.guild_id)
-        channel = guild.get_channel(payload.channel_id) if guild else None
+        channel = guild.get_channel_or_thread(payload.channel_id) if guild else None
         permissions = channel.permissions_for(member) if channel is not None else member.guild_permissions
         return permissions.manage_messages
 

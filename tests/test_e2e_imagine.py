@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import os
 from pathlib import Path
 
@@ -327,7 +328,9 @@ async def test_status_edits_are_paced_and_draw_no_429(world: StartWorld) -> None
     reply = await interaction.wait_original(lambda m: "Waiting" in embed_text(m))
     await rig.fake.wait_until(lambda: len(set(status_history(reply))) >= 3, 10.0, "elapsed-time refreshes")
     rig.sim.finish(running(rig).request_id)
-    await rig.sim.wait_for(lambda: sim_job(rig, "patience") is not None and sim_job(rig, "patience").state == "IN_PROGRESS")  # type: ignore[union-attr]
+    await rig.sim.wait_for(
+        lambda: sim_job(rig, "patience") is not None and sim_job(rig, "patience").state == "IN_PROGRESS"
+    )  # type: ignore[union-attr]
     ours = sim_job(rig, "patience")
     assert ours is not None
     rig.sim.finish(ours.request_id)
@@ -336,4 +339,4 @@ async def test_status_edits_are_paced_and_draw_no_429(world: StartWorld) -> None
     waiting = [s for s in status_history(reply) if s.startswith("Waiting")]
     assert len(waiting) >= 2 and all("position" not in s for s in status_history(reply))
     edits = [s.time for s in reply.history]
-    assert all(b - a >= 0.45 for a, b in zip(edits[1:], edits[2:], strict=False))
+    assert all(b - a >= 0.45 for a, b in itertools.pairwise(edits[1:]))
