@@ -82,6 +82,14 @@ class ImagineModal(discord.ui.Modal):
         self.files: discord.ui.FileUpload[ImagineModal] = discord.ui.FileUpload(
             custom_id="more_images", required=False, min_values=0, max_values=10
         )
+        self.text_reply: discord.ui.Select[ImagineModal] = discord.ui.Select(
+            custom_id="text_reply",
+            required=False,
+            options=[
+                discord.SelectOption(label="Image only", value="no", default=True),
+                discord.SelectOption(label="Image and the model's text reply", value="yes"),
+            ],
+        )
         self.add_item(discord.ui.Label(text="Prompt", component=self.prompt))
         self.add_item(discord.ui.Label(text="Aspect ratio", component=self.aspect))
         self.add_item(discord.ui.Label(text="Resolution", component=self.resolution))
@@ -92,6 +100,7 @@ class ImagineModal(discord.ui.Modal):
                 component=self.files,
             )
         )
+        self.add_item(discord.ui.Label(text="Text reply", component=self.text_reply))
 
     async def on_submit(self, interaction: Interaction) -> None:  # type: ignore[override]
         aspect = self.aspect.values[0] if self.aspect.values else AUTO
@@ -99,7 +108,7 @@ class ImagineModal(discord.ui.Modal):
             prompt=self.prompt.value,
             aspect_ratio=None if aspect == AUTO else aspect,
             resolution=self.resolution.values[0] if self.resolution.values else self._cog.default_resolution,
-            with_text=False,
+            with_text=self.text_reply.values == ["yes"],
             references=self._references + tuple(self.files.values),
         )
         await self._cog.start(interaction, request)

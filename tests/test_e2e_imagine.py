@@ -213,11 +213,20 @@ async def test_message_command_with_modal_submits_all_references(world: StartWor
     await menu.wait_modal()
     more = [rig.fake.upload("extra.png", png_bytes(30, 30), "image/png")]
     submit = await rig.fake.submit_modal(
-        menu, {"prompt": "merge them", "aspect_ratio": ["9:16"], "resolution": ["1K"], "more_images": more}
+        menu,
+        {
+            "prompt": "merge them",
+            "aspect_ratio": ["9:16"],
+            "resolution": ["1K"],
+            "more_images": more,
+            "text_reply": ["yes"],
+        },
     )
-    await delivered(rig, submit)
+    reply = await delivered(rig, submit)
     job = next(iter(rig.sim.jobs.values()))
     assert job.body["aspect_ratio"] == "9:16" and len(job.body["image_urls"]) == 3
+    assert job.body["response_modalities"] == ["Text", "Image"]
+    assert "Model's reply" in embed_text(reply)
     assert decoded_size(rig.fake.attachment_bytes(submit.original().attachments[0].id)) == (768, 1376)  # type: ignore[union-attr]
 
 

@@ -93,7 +93,7 @@ async def serve(options: SimulatorOptions, host: str, port: int) -> None:
     async with run_simulator(options, host=host, port=port) as sim:
         log.info("simulator for %s listening on %s", options.model, sim.base_url)
         stop = asyncio.Event()
-        with contextlib.suppress(NotImplementedError):
+        if sys.platform != "win32":  # Windows event loops have no signal handlers
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         await stop.wait()
 
