@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import sys
@@ -29,7 +30,7 @@ def tracker_settings(settings: Settings) -> TrackerSettings:
     )
 
 
-async def run(settings: Settings) -> None:
+async def run(settings: Settings, *, force_sync: bool = False) -> None:
     configure_discord_endpoints(settings)
     async with aiohttp.ClientSession() as session, open_store(settings.database_url) as store:
         queue = QueueClient(
@@ -40,12 +41,19 @@ async def run(settings: Settings) -> None:
             size_fields=settings.size_fields,
         )
         tracker = JobTracker(store, queue, settings=tracker_settings(settings))
-        bot = ImagineBot(settings=settings, store=store, queue=queue, tracker=tracker, session=session)
+        bot = ImagineBot(
+            settings=settings, store=store, queue=queue, tracker=tracker, session=session, force_sync=force_sync
+        )
         async with bot:
             await bot.start(settings.discord_token)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="Run the Discord image bot.")
+    parser.add_argument(
+        "--sync-commands", action="store_true", help="register the slash commands with Discord even if unchanged"
+    )
+    args = parser.parse_args(argv)
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -53,7 +61,7 @@ def main() -> int:
         return 2
     setup_logging(settings.log_level, settings.secrets)
     try:
-        asyncio.run(run(settings))
+        asyncio.run(run(settings, force_sync=args.sync_commands))
     except KeyboardInterrupt:
         log.info("stopped")
     except Exception as exc:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -65,6 +67,7 @@ class ImagineBot(commands.Bot):
         clock: Callable[[], float] = time.time,
         guild_ready_timeout: float = 2.0,
         sync_commands: bool = True,
+        force_sync: bool = False,
     ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
@@ -82,6 +85,7 @@ class ImagineBot(commands.Bot):
         self.session = session
         self.clock = clock
         self._sync_commands = sync_commands
+        self._force_sync = force_sync
 
     async def setup_hook(self) -> None:
         for name in EXTENSIONS:
@@ -91,14 +95,21 @@ class ImagineBot(commands.Bot):
         await self.tracker.resume()
 
     async def _sync(self) -> None:
-        if self.settings.dev_guild_id is not None:
-            guild = discord.Object(id=self.settings.dev_guild_id)
+        """Register the commands with Discord, but only when they changed since the last sync
+        (Discord limits command writes per day; ``python -m bot --sync-commands`` forces one)."""
+        guild = discord.Object(id=self.settings.dev_guild_id) if self.settings.dev_guild_id is not None else None
+        if guild is not None:
             self.tree.copy_global_to(guild=guild)
-            synced = await self.tree.sync(guild=guild)
-            log.info("synced %d command(s) to server %s", len(synced), self.settings.dev_guild_id)
-        else:
-            synced = await self.tree.sync()
-            log.info("synced %d global command(s)", len(synced))
+        payload = [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+        key = f"commands:{self.application_id}:{guild.id if guild else 'global'}"
+        if not self._force_sync and await self.store.get_meta(key) == digest:
+            log.info("commands unchanged since the last sync; not syncing")
+            return
+        synced = await self.tree.sync(guild=guild)
+        await self.store.set_meta(key, digest)
+        where = f"server {guild.id}" if guild else "all servers (global)"
+        log.info("synced %d command(s) to %s", len(synced), where)
 
     async def on_ready(self) -> None:
         log.info("ready as %s in %d server(s)", self.user, len(self.guilds))

@@ -152,7 +152,13 @@ def status_history(message: FakeMessage) -> list[str]:
 
 @contextlib.asynccontextmanager
 async def running_bot(
-    fake: FakeDiscord, sim: Simulator, db_path: Path, *, sync_commands: bool = True, **overrides: Any
+    fake: FakeDiscord,
+    sim: Simulator,
+    db_path: Path,
+    *,
+    sync_commands: bool = True,
+    force_sync: bool = False,
+    **overrides: Any,
 ) -> AsyncIterator[Rig]:
     """Run the bot in this event loop until the block ends; then close it before the fakes."""
     settings = settings_for(fake, sim, db_path, **overrides)
@@ -176,6 +182,7 @@ async def running_bot(
                 session=session,
                 guild_ready_timeout=0.05,
                 sync_commands=sync_commands,
+                force_sync=force_sync,
             )
             runner = asyncio.create_task(bot.start(settings.discord_token))
             ready = asyncio.create_task(bot.wait_until_ready())

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+from bot.simulator import SimulatorOptions, run_simulator
 from tests.conftest import StartWorld
+from tests.fakediscord import FakeDiscord
+from tests.harness import SIM_KEY, running_bot
 
 
 async def test_bot_syncs_commands_and_becomes_ready_quickly(world: StartWorld) -> None:
@@ -45,3 +49,22 @@ async def test_dev_guild_sync(world: StartWorld) -> None:
     interaction = await rig.fake.invoke("usage", rig.fake.alice)
     response = await interaction.wait_response()
     assert response["data"]["flags"] & 64  # ephemeral
+
+
+async def test_commands_are_synced_only_when_they_change(tmp_path: Path) -> None:
+    """A restart with the same commands does not write them to Discord again; forcing does."""
+    async with (
+        FakeDiscord() as fake,
+        run_simulator(SimulatorOptions(api_key=SIM_KEY)) as sim,
+    ):
+        db = tmp_path / "bot.sqlite3"
+        async with running_bot(fake, sim, db):
+            pass
+        puts = [r for r in fake.requests if r.method == "PUT" and r.path.endswith("/commands")]
+        assert len(puts) == 1
+        async with running_bot(fake, sim, db):
+            pass
+        assert len([r for r in fake.requests if r.method == "PUT" and r.path.endswith("/commands")]) == 1
+        async with running_bot(fake, sim, db, force_sync=True):
+            pass
+        assert len([r for r in fake.requests if r.method == "PUT" and r.path.endswith("/commands")]) == 2

@@ -243,6 +243,19 @@ class SqliteStore:
     async def mark_delivering(self, job_id: int, *, now: float) -> JobRecord:
         return await self.update_progress(job_id, JobState.DELIVERING, queue_position=None, started_at=now, now=now)
 
+    # -- bookkeeping -------------------------------------------------------------------------
+
+    async def get_meta(self, key: str) -> str | None:
+        async with self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
+            row = await cur.fetchone()
+        return str(row[0]) if row else None
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._write(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
     # -- quotas ----------------------------------------------------------------------------
 
     async def get_quota(self, guild_id: int) -> QuotaSettings:
