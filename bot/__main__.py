@@ -26,7 +26,6 @@ def tracker_settings(settings: Settings) -> TrackerSettings:
         job_timeout=settings.job_timeout,
         status_edit_interval=settings.status_edit_interval,
         max_result_bytes=settings.max_result_bytes,
-        upstream_concurrency=settings.upstream_concurrency,
     )
 
 
@@ -39,6 +38,7 @@ async def run(settings: Settings, *, force_sync: bool = False) -> None:
             api_key=settings.odirouter_api_key,
             model=settings.odirouter_model,
             size_fields=settings.size_fields,
+            concurrency=settings.upstream_concurrency,
         )
         tracker = JobTracker(store, queue, settings=tracker_settings(settings))
         bot = ImagineBot(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 import discord
@@ -35,6 +37,24 @@ def configure_discord_endpoints(settings: Settings) -> None:
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
 
 
+async def tell_privately(interaction: discord.Interaction[Any], text: str) -> None:
+    """Answer only the member who acted, whatever state the interaction's response is in."""
+    try:
+        if not interaction.response.is_done():
+            await interaction.response.send_message(text, ephemeral=True)
+            return
+        if interaction.response.type is discord.InteractionResponseType.deferred_channel_message:
+            # A public "thinking…" reply: withdraw it, then answer privately.
+            with contextlib.suppress(discord.HTTPException):
+                await interaction.delete_original_response()
+        await interaction.followup.send(text, ephemeral=True)
+    except discord.HTTPException:
+        log.debug("could not answer the member privately")
+
+
+UNEXPECTED = "Something went wrong on the bot's side. Please try again in a moment."
+
+
 class ImagineTree(app_commands.CommandTree["ImagineBot"]):
     """Turns any unexpected command error into a short private message instead of silence."""
 
@@ -43,14 +63,8 @@ class ImagineTree(app_commands.CommandTree["ImagineBot"]):
             text = str(error) or "You can't use this command here."
         else:
             log.error("command %s failed", interaction.command and interaction.command.name, exc_info=error)
-            text = "Something went wrong on the bot's side. Please try again in a moment."
-        try:
-            if interaction.response.is_done():
-                await interaction.followup.send(text, ephemeral=True)
-            else:
-                await interaction.response.send_message(text, ephemeral=True)
-        except discord.HTTPException:
-            log.debug("could not report the error to the member")
+            text = UNEXPECTED
+        await tell_privately(interaction, text)
 
 
 class ImagineBot(commands.Bot):
@@ -77,6 +91,9 @@ class ImagineBot(commands.Bot):
             chunk_guilds_at_startup=False,
             guild_ready_timeout=guild_ready_timeout,
             tree_cls=ImagineTree,
+            # Servers only: cancel by reaction, late edits and quotas all need the bot in the server.
+            allowed_contexts=app_commands.AppCommandContext(guild=True, dm_channel=False, private_channel=False),
+            allowed_installs=app_commands.AppInstallationType(guild=True, user=False),
         )
         self.settings = settings
         self.store = store

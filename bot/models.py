@@ -40,6 +40,8 @@ class FailureReason(StrEnum):
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
     ACCOUNT_PROBLEM = "account_problem"
     INTERRUPTED = "interrupted"
+    SUBMIT_UNCERTAIN = "submit_uncertain"
+    DELIVERY_FAILED = "delivery_failed"
     RESULT_UNAVAILABLE = "result_unavailable"
     LOST_UPSTREAM = "lost_upstream"
 
@@ -97,6 +99,7 @@ class JobRecord:
     cancel_requested_at: float | None = None
     error_type: str | None = None
     error_message: str | None = None
+    delivery_attempted_at: float | None = None
 
     @property
     def reference_count(self) -> int:

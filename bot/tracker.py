@@ -117,7 +117,6 @@ class TrackerSettings:
     job_timeout: float = 600.0
     status_edit_interval: float = 5.0
     max_result_bytes: int = 80 * 1024 * 1024
-    upstream_concurrency: int = 8
     delivery_attempts: int = 3
 
 
@@ -140,7 +139,7 @@ def _reason_for(exc: QueueError) -> FailureReason:
     if isinstance(exc, InvalidRequestError):
         return FailureReason.INVALID_REQUEST
     if isinstance(exc, SubmitUncertainError):
-        return FailureReason.INTERRUPTED
+        return FailureReason.SUBMIT_UNCERTAIN
     return FailureReason.UPSTREAM_UNAVAILABLE
 
 
@@ -170,7 +169,6 @@ class JobTracker:
         self._wake: dict[int, asyncio.Event] = {}
         # A note that stays on a job's reply until the next cancel (e.g. "Cancel failed: ...").
         self._notices: dict[int, str] = {}
-        self._upstream = asyncio.Semaphore(self._settings.upstream_concurrency)
         self._closed = False
 
     @property
@@ -250,8 +248,16 @@ class JobTracker:
             return CancelResult.TOO_LATE
         if job.cancel_requested_at is not None:
             return CancelResult.ALREADY_REQUESTED
+        recorded = await self._store.request_cancel(job_id, user_id=user_id, now=self._clock())
+        if recorded is None:  # someone else's cancel (or the job's end) got there first
+            latest = await self._store.get_job(job_id)
+            return (
+                CancelResult.NOT_ACTIVE
+                if latest is None or latest.status.is_terminal
+                else CancelResult.ALREADY_REQUESTED
+            )
+        job = recorded
         self._notices.pop(job_id, None)
-        job = await self._store.request_cancel(job_id, user_id=user_id, now=self._clock())
         if job.request_id is None:
             # The submit is still in flight; the job's own task cancels it as soon as it has an id.
             self._poke(job_id)
@@ -261,8 +267,7 @@ class JobTracker:
 
     async def _send_cancel(self, job: JobRecord) -> CancelResult:
         try:
-            async with self._upstream:
-                outcome = await self._client.cancel(self._handle(job))
+            outcome = await self._client.cancel(self._handle(job))
         except QueueError as exc:
             log.warning("cancel of job %d failed upstream: %s", job.id, exc.message)
             job = await self._store.clear_cancel(job.id, now=self._clock())
@@ -289,6 +294,7 @@ class JobTracker:
                 await self._send_cancel(job)
             await self._follow(job)
         except _Finished:
+            await self._store.forget_token(job.id)
             return
         except asyncio.CancelledError:
             raise
@@ -311,8 +317,7 @@ class JobTracker:
             with_text=job.with_text,
         )
         try:
-            async with self._upstream:
-                submission = await self._client.submit(request)
+            submission = await self._client.submit(request)
         except QueueError as exc:
             await self._fail_from(job, exc)
         handle = submission.handle
@@ -338,30 +343,30 @@ class JobTracker:
         while True:
             if job.status is JobState.DELIVERING:
                 await self._deliver(job)
-            now = self._clock()
-            if now >= deadline:
-                await self._time_out(job)
+            # Read before judging the deadline: after a long downtime the job may simply be done.
             reading = await self._read_status(job)
             if reading is not None:
                 job = await self._apply(job, reading)
                 if job.status is JobState.DELIVERING:
                     continue  # fetch the result at once, not after another poll interval
             now = self._clock()
-            if job.status is not JobState.DELIVERING:
-                progress = self._progress(job, now)
-                key = (progress.state, progress.queue_position, progress.cancelling, progress.notice)
-                stale = now - shown_at >= self._settings.status_edit_interval
-                if key != shown or stale:
-                    shown, shown_at = key, now
-                    await self._publish(job, progress)
+            if now >= deadline:
+                await self._time_out(job)
+            progress = self._progress(job, now)
+            key = (progress.state, progress.queue_position, progress.cancelling, progress.notice)
+            # Only a shown elapsed time ("waiting" or "generating") needs refreshing by itself.
+            ticking = progress.queue_position is None and progress.state in (JobState.QUEUED, JobState.RUNNING)
+            stale = ticking and now - shown_at >= self._settings.status_edit_interval
+            if key != shown or stale:
+                shown, shown_at = key, now
+                await self._publish(job, progress)
             wait = min(poll_interval(now - started, self._settings, self._rng), max(0.0, deadline - now))
             await self._pause(job.id, wait)
             job = await self._store.get_job(job.id) or job
 
     async def _read_status(self, job: JobRecord) -> QueueStatus | None:
         try:
-            async with self._upstream:
-                return await self._client.status(self._handle(job))
+            return await self._client.status(self._handle(job))
         except NotFoundError as exc:
             await self._fail(job, FailureReason.LOST_UPSTREAM, exc.message)
         except RateLimitedError as exc:
@@ -417,8 +422,7 @@ class JobTracker:
         result: QueueResult | QueueStatus | None = None
         for _ in range(self._settings.delivery_attempts):
             try:
-                async with self._upstream:
-                    result = await self._client.result(handle)
+                result = await self._client.result(handle)
             except QueueError as exc:
                 log.warning("job %d: fetching the result failed: %s", job.id, exc.message)
                 result = None
@@ -426,16 +430,15 @@ class JobTracker:
                 break
             await self._pause(job.id, self._settings.poll_min_interval)
         if not isinstance(result, QueueResult):
-            await self._fail(job, FailureReason.RESULT_UNAVAILABLE, "result not available")
+            await self._unfetchable(job, "result not available")
         if result.failure is not None:
             await self._apply(job, result.failure)
             raise _Finished
         try:
-            async with self._upstream:
-                data = await self._client.download(result.images[0].url, max_bytes=self._settings.max_result_bytes)
+            data = await self._client.download(result.images[0].url, max_bytes=self._settings.max_result_bytes)
             fitted = await asyncio.to_thread(fit_image, data, job.upload_limit)
         except (QueueError, ValueError) as exc:
-            await self._fail(job, FailureReason.RESULT_UNAVAILABLE, str(exc))
+            await self._unfetchable(job, str(exc))
         now = self._clock()
         delivery = Delivery(
             image=fitted,
@@ -445,6 +448,7 @@ class JobTracker:
         )
         if self._presenter is None:
             raise RuntimeError("no presenter attached to the tracker")
+        job = await self._store.mark_delivery_attempt(job.id, now=now)
         for attempt in range(1, self._settings.delivery_attempts + 1):
             try:
                 await self._presenter.publish(job, delivery)
@@ -452,20 +456,28 @@ class JobTracker:
             except Exception:
                 log.exception("job %d: delivering the image failed (attempt %d)", job.id, attempt)
                 if attempt == self._settings.delivery_attempts:
-                    await self._store.finish(
-                        job.id, JobState.FAILED, now=self._clock(), refund=False, error_type="DELIVERY_FAILED"
-                    )
-                    raise _Finished from None
+                    # Nobody saw the image: say so, and do not count it.
+                    await self._fail(job, FailureReason.DELIVERY_FAILED, "the image could not be posted")
                 await self._pause(job.id, self._settings.poll_min_interval * attempt)
         await self._store.finish(job.id, JobState.DELIVERED, now=self._clock(), refund=False)
         log.info("job %d delivered", job.id)
         raise _Finished
 
+    async def _unfetchable(self, job: JobRecord, detail: str) -> NoReturn:
+        if job.delivery_attempted_at is not None:
+            # We stopped while handing the image to Discord; it very probably arrived, and a
+            # failure notice would replace it. Leave the reply as it is.
+            log.warning("job %d: result gone after an interrupted delivery; keeping it as delivered", job.id)
+            await self._store.finish(job.id, JobState.DELIVERED, now=self._clock(), refund=False)
+            raise _Finished
+        await self._fail(job, FailureReason.RESULT_UNAVAILABLE, detail)
+
     async def _time_out(self, job: JobRecord) -> NoReturn:
         if job.request_id is not None:
             with contextlib.suppress(QueueError):
-                async with self._upstream:
-                    await self._client.cancel(self._handle(job))
+                if await self._client.cancel(self._handle(job)) is CancelOutcome.ALREADY_COMPLETED:
+                    # It finished just now: deliver it rather than throw a paid-for image away.
+                    await self._deliver(await self._store.mark_delivering(job.id, now=self._clock()))
         await self._fail(job, FailureReason.UPSTREAM_TIMEOUT, "deadline reached")
 
     # -- endings ---------------------------------------------------------------------------
@@ -474,6 +486,8 @@ class JobTracker:
         reason = _reason_for(exc)
         if reason is FailureReason.ACCOUNT_PROBLEM:
             log.error("the upstream refused the API key or account: %s", exc.message)
+        elif reason is FailureReason.SUBMIT_UNCERTAIN:
+            log.warning("job %d: the submit may have reached the upstream unconfirmed: %s", job.id, exc.message)
         await self._fail(job, reason, exc.message)
 
     async def _fail(self, job: JobRecord, reason: FailureReason, detail: str | None) -> NoReturn:

@@ -21,8 +21,12 @@ FAILURE_TEXT = {
     FailureReason.UPSTREAM_TIMEOUT: "The image service took too long, so the job was stopped. Please try again.",
     FailureReason.UPSTREAM_FAILED: "The image service failed to generate this image. Please try again.",
     FailureReason.UPSTREAM_UNAVAILABLE: "The image service is unavailable right now. Please try again later.",
-    FailureReason.ACCOUNT_PROBLEM: "The bot can't use the image service right now. The server owner has been told.",
+    FailureReason.ACCOUNT_PROBLEM: "The bot can't use the image service right now (a problem with the bot's account). "
+    "Its operator can see the details in the bot's logs.",
     FailureReason.INTERRUPTED: "The bot restarted while sending this request, so it was dropped. Please try again.",
+    FailureReason.SUBMIT_UNCERTAIN: "The image service did not confirm the request, so the bot stopped here. "
+    "Please try again.",
+    FailureReason.DELIVERY_FAILED: "The image was made but could not be posted here. Please try again.",
     FailureReason.RESULT_UNAVAILABLE: "The image was made but could not be fetched. Please try again.",
     FailureReason.LOST_UPSTREAM: "The image service lost track of this job. Please try again.",
 }

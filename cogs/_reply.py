@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import io
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import discord
 
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 TOKEN_MARGIN = 30.0
 DEAD_TOKEN_CODES = {50027, 10015}
 UNKNOWN_MESSAGE = 10008
+FINISHED_MEMORY = 10_000
 
 
 class ReplyGoneError(Exception):
@@ -45,9 +46,11 @@ class ReplyPresenter:
         self._latest: dict[int, tuple[JobRecord, Progress]] = {}
         self._workers: dict[int, asyncio.Task[None]] = {}
         self._locks: dict[int, asyncio.Lock] = {}
-        self._finished: set[int] = set()
+        # Jobs whose final state is shown: late progress for them is dropped. Bounded, oldest first out.
+        self._finished: dict[int, None] = {}
         self._gone: set[int] = set()
         self._last_edit: dict[int, float] = {}
+        self._last_embed: dict[int, dict[str, Any]] = {}
 
     async def publish(self, job: JobRecord, event: JobEvent) -> None:
         if isinstance(event, Progress):
@@ -55,11 +58,11 @@ class ReplyPresenter:
                 return
             self._latest[job.id] = (job, event)
             if job.id not in self._workers:
-                task = asyncio.create_task(self._progress_worker(job.id), name=f"reply-{job.id}")
-                self._workers[job.id] = task
-                task.add_done_callback(self._forget_worker)
+                self._workers[job.id] = asyncio.create_task(self._progress_worker(job.id), name=f"reply-{job.id}")
             return
-        self._finished.add(job.id)
+        self._finished[job.id] = None
+        while len(self._finished) > FINISHED_MEMORY:
+            del self._finished[next(iter(self._finished))]
         self._latest.pop(job.id, None)
         try:
             async with self._lock(job.id):
@@ -69,19 +72,17 @@ class ReplyPresenter:
             self._locks.pop(job.id, None)
             self._gone.discard(job.id)
             self._last_edit.pop(job.id, None)
+            self._last_embed.pop(job.id, None)
 
     async def show_now(self, job: JobRecord, progress: Progress) -> None:
         """Replace the "thinking…" state at once (the first edit of a new reply), inside the pacing."""
         async with self._lock(job.id):
+            embed = _render.progress_embed(job, progress)
             try:
-                await self._edit(job, embed=_render.progress_embed(job, progress))
+                await self._edit(job, embed=embed)
+                self._last_embed[job.id] = embed.to_dict()  # type: ignore[assignment]
             finally:
                 self._last_edit[job.id] = asyncio.get_running_loop().time()
-
-    def _forget_worker(self, task: asyncio.Task[None]) -> None:
-        for job_id, worker in list(self._workers.items()):
-            if worker is task:
-                del self._workers[job_id]
 
     async def close(self) -> None:
         workers = list(self._workers.values())
@@ -101,21 +102,32 @@ class ReplyPresenter:
                 await asyncio.sleep(wait)
 
     async def _progress_worker(self, job_id: int) -> None:
-        while (item := self._latest.pop(job_id, None)) is not None:
-            await self._pace(job_id)
-            job, progress = self._latest.pop(job_id, item)  # a newer state may have arrived meanwhile
-            async with self._lock(job_id):
-                if job_id in self._finished or job_id in self._gone:
-                    return
-                try:
-                    await self._edit(job, embed=_render.progress_embed(job, progress))
-                except ReplyGoneError:
-                    self._gone.add(job_id)
-                    log.info("job %d: its reply was deleted; the result will be posted anew", job_id)
-                except discord.HTTPException as exc:
-                    log.warning("job %d: status edit failed: %s", job_id, exc)
-                finally:
-                    self._last_edit[job_id] = asyncio.get_running_loop().time()
+        try:
+            while (item := self._latest.pop(job_id, None)) is not None:
+                await self._pace(job_id)
+                job, progress = self._latest.pop(job_id, item)  # a newer state may have arrived meanwhile
+                async with self._lock(job_id):
+                    if job_id in self._finished or job_id in self._gone:
+                        return
+                    await self._edit_progress(job, progress)
+        finally:
+            # Synchronously with the loop's last check of _latest: a publish can't slip in between.
+            self._workers.pop(job_id, None)
+
+    async def _edit_progress(self, job: JobRecord, progress: Progress) -> None:
+        embed = _render.progress_embed(job, progress)
+        if self._last_embed.get(job.id) == embed.to_dict():
+            return  # nothing visible changed
+        try:
+            await self._edit(job, embed=embed)
+            self._last_embed[job.id] = embed.to_dict()  # type: ignore[assignment]
+        except ReplyGoneError:
+            self._gone.add(job.id)
+            log.info("job %d: its reply was deleted; the result will be posted anew", job.id)
+        except discord.HTTPException as exc:
+            log.warning("job %d: status edit failed: %s", job.id, exc)
+        finally:
+            self._last_edit[job.id] = asyncio.get_running_loop().time()
 
     async def _final(self, job: JobRecord, event: JobEvent) -> None:
         file: discord.File | None = None
@@ -133,9 +145,9 @@ class ReplyPresenter:
                 raise ReplyGoneError
             await self._edit(job, embed=embed, file=file)
         except ReplyGoneError:
-            if not isinstance(event, Delivery | Failure):
-                return
-            await self._post_new(job, embed, file)
+            if job.message_id is None or not isinstance(event, Delivery | Failure):
+                return  # never had a reply (stopped before it), or a cancel nobody needs pinging for
+            await self._post_new(job, embed, file, image=isinstance(event, Delivery))
             return
         await self._clear_cancel_control(job)
 
@@ -172,12 +184,13 @@ class ReplyPresenter:
         except discord.NotFound as exc:
             raise ReplyGoneError from exc
 
-    async def _post_new(self, job: JobRecord, embed: discord.Embed, file: discord.File | None) -> None:
+    async def _post_new(self, job: JobRecord, embed: discord.Embed, file: discord.File | None, *, image: bool) -> None:
         channel = self._bot.get_partial_messageable(job.channel_id)
         if file is not None:
             file.reset()
+        what = "here is your image" if image else "about your image"
         message = await channel.send(
-            content=f"<@{job.user_id}>, here is your image (the original reply was deleted).",
+            content=f"<@{job.user_id}>, {what} (the original reply was deleted).",
             embed=embed,
             file=file if file is not None else discord.utils.MISSING,
             allowed_mentions=discord.AllowedMentions(users=[discord.Object(job.user_id)], everyone=False, roles=False),

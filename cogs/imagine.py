@@ -12,6 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import imaging, quota
+from bot.app import UNEXPECTED, tell_privately
 from bot.models import JobRecord, JobState, NewJob, QuotaRefusal
 from bot.queue import ASPECT_RATIOS, MAX_PROMPT_CHARS, MAX_REFERENCE_IMAGES, SIZE_TIERS
 from bot.tracker import Progress
@@ -49,6 +50,8 @@ class Refused(Exception):
     """A request that must not go ahead; the message is shown to the member privately."""
 
 
+# Without these the image cannot reach the channel once the interaction's 15 minutes are over.
+REQUIRED_PERMISSIONS = (("View Channel", "view_channel"), ("Attach Files", "attach_files"))
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".heic", ".heif", ".gif")
 
 
@@ -101,6 +104,10 @@ class ImagineModal(discord.ui.Modal):
             )
         )
         self.add_item(discord.ui.Label(text="Text reply", component=self.text_reply))
+
+    async def on_error(self, interaction: Interaction, error: Exception) -> None:  # type: ignore[override]
+        log.error("the imagine form failed", exc_info=error)
+        await tell_privately(interaction, UNEXPECTED)
 
     async def on_submit(self, interaction: Interaction) -> None:  # type: ignore[override]
         aspect = self.aspect.values[0] if self.aspect.values else AUTO
@@ -225,6 +232,12 @@ class Imagine(commands.Cog):
     def _check(self, interaction: Interaction, request: ImagineRequest) -> None:
         if interaction.guild_id is None:
             raise Refused("Images can only be made in a server, not in direct messages.")
+        missing = [name for name, flag in REQUIRED_PERMISSIONS if not getattr(interaction.app_permissions, flag)]
+        if missing:
+            raise Refused(
+                f"I can't work in this channel: I need the {', '.join(missing)} permission(s) here. "
+                "Ask a server admin, or try another channel."
+            )
         prompt = request.prompt.strip()
         if not prompt:
             raise Refused("The prompt is empty. Describe the image you want.")
@@ -247,6 +260,13 @@ class Imagine(commands.Cog):
         cap = _render.size_text(self.bot.settings.max_reference_bytes)
         return f"`{_render.safe(filename, 100)}` {PROBLEM_TEXT[problem].format(cap=cap)}. Nothing was submitted."
 
+    @staticmethod
+    def _upload_limit(interaction: Interaction) -> int:
+        """The interaction's limit may include the member's Nitro, but after 15 minutes (or for a new
+        message) the image goes up with the bot's token, where only the server's limit applies."""
+        server = interaction.guild.filesize_limit if interaction.guild else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+        return min(interaction.filesize_limit, server)
+
     async def _reserve(self, interaction: Interaction, request: ImagineRequest) -> JobRecord:
         now = self.bot.clock()
         channel_id = interaction.channel_id
@@ -259,7 +279,7 @@ class Imagine(commands.Cog):
             application_id=interaction.application_id,
             interaction_token=interaction.token,
             token_expires_at=interaction.expires_at.timestamp(),
-            upload_limit=interaction.filesize_limit,
+            upload_limit=self._upload_limit(interaction),
             prompt=request.prompt.strip(),
             aspect_ratio=request.aspect_ratio,
             resolution=request.resolution,
@@ -297,11 +317,7 @@ class Imagine(commands.Cog):
 
     async def _withdraw(self, interaction: Interaction, text: str) -> None:
         """Replace the public "thinking…" reply by a private explanation."""
-        try:
-            await interaction.delete_original_response()
-        except discord.HTTPException:
-            log.debug("could not delete the deferred reply")
-        await interaction.followup.send(text, ephemeral=True)
+        await tell_privately(interaction, text)
 
     async def _show_queued(self, job: JobRecord) -> None:
         now = self.bot.clock()

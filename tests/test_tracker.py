@@ -275,7 +275,7 @@ async def test_uncertain_submit_is_not_retried(make_rig: Callable[..., object]) 
     job = await rig.new_job()
     rig.tracker.start(job)
     event = await rig.finished(job.id)
-    assert isinstance(event, Failure) and event.reason is FailureReason.INTERRUPTED
+    assert isinstance(event, Failure) and event.reason is FailureReason.SUBMIT_UNCERTAIN
     assert len(rig.sim.calls_to("submit")) == 1
 
 

@@ -9,6 +9,7 @@ made, or it answered 429), because a blind retry could create and bill a second 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -81,6 +82,7 @@ class QueueClient:
         download_timeout: aiohttp.ClientTimeout = DOWNLOAD_TIMEOUT,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
+        concurrency: int = 8,
     ) -> None:
         self._session = session
         self._base = base_url.rstrip("/")
@@ -93,6 +95,11 @@ class QueueClient:
         self._download_timeout = download_timeout
         self._sleep = sleep
         self._rng = rng or random.Random()
+        # Bounds on calls in flight, taken per attempt (never while sleeping before a retry).
+        # Cancels skip the bound so a member's ❌ is never stuck behind polls or downloads,
+        # and downloads (seconds each for a 4K file) have their own, smaller one.
+        self._calls = asyncio.Semaphore(concurrency)
+        self._downloads = asyncio.Semaphore(max(1, concurrency // 2))
 
     def __repr__(self) -> str:
         return f"QueueClient(base_url={self._base!r}, model={self._model!r})"
@@ -161,7 +168,7 @@ class QueueClient:
 
     async def cancel(self, handle: JobHandle) -> CancelOutcome:
         try:
-            _, data = await self._call("PUT", handle.cancel_url, request_id=handle.request_id)
+            _, data = await self._call("PUT", handle.cancel_url, request_id=handle.request_id, limited=False)
         except NotFoundError:
             return CancelOutcome.NOT_FOUND
         except InvalidRequestError as exc:
@@ -179,7 +186,10 @@ class QueueClient:
 
         async def attempt() -> bytes:
             try:
-                async with self._session.get(url, headers=headers, timeout=self._download_timeout) as resp:
+                async with (
+                    self._downloads,
+                    self._session.get(url, headers=headers, timeout=self._download_timeout) as resp,
+                ):
                     if resp.status >= 400:
                         error = self._error_for(resp.status, await resp.read(), resp.headers, None)
                         if isinstance(error, RateLimitedError):
@@ -212,12 +222,16 @@ class QueueClient:
         body: dict[str, Any] | None = None,
         request_id: str | None = None,
         submit: bool = False,
+        limited: bool = True,
     ) -> tuple[int, Any]:
         async def attempt() -> tuple[int, Any]:
             try:
-                async with self._session.request(
-                    method, url, json=body, headers=self._auth_headers(), timeout=self._timeout
-                ) as resp:
+                async with (
+                    self._calls if limited else contextlib.nullcontext(),
+                    self._session.request(
+                        method, url, json=body, headers=self._auth_headers(), timeout=self._timeout
+                    ) as resp,
+                ):
                     raw = await resp.read()
                     status = resp.status
                     headers = resp.headers

@@ -200,12 +200,23 @@ class SqliteStore:
         )
         return await self._require(job_id)
 
-    async def request_cancel(self, job_id: int, *, user_id: int, now: float) -> JobRecord:
-        await self._write(
-            "UPDATE jobs SET cancel_requested_by = ?, cancel_requested_at = ?, updated_at = ? WHERE id = ?",
-            (user_id, now, now, job_id),
-        )
+    async def request_cancel(self, job_id: int, *, user_id: int, now: float) -> JobRecord | None:
+        async with self._write_lock:
+            cur = await self._db.execute(
+                f"""UPDATE jobs SET cancel_requested_by = ?, cancel_requested_at = ?, updated_at = ?
+                    WHERE id = ? AND cancel_requested_at IS NULL AND status IN ({_ACTIVE})""",
+                (user_id, now, now, job_id),
+            )
+            changed = cur.rowcount
+            await cur.close()
+        return await self._require(job_id) if changed else None
+
+    async def mark_delivery_attempt(self, job_id: int, *, now: float) -> JobRecord:
+        await self._write("UPDATE jobs SET delivery_attempted_at = ?, updated_at = ? WHERE id = ?", (now, now, job_id))
         return await self._require(job_id)
+
+    async def forget_token(self, job_id: int) -> None:
+        await self._write("UPDATE jobs SET interaction_token = NULL WHERE id = ?", (job_id,))
 
     async def clear_cancel(self, job_id: int, *, now: float) -> JobRecord:
         await self._write(
@@ -404,6 +415,7 @@ def _job(row: aiosqlite.Row) -> JobRecord:
         cancel_requested_at=row["cancel_requested_at"],
         error_type=row["error_type"],
         error_message=row["error_message"],
+        delivery_attempted_at=row["delivery_attempted_at"],
     )
 
 
