@@ -158,6 +158,7 @@ async def running_bot(
     *,
     sync_commands: bool = True,
     force_sync: bool = False,
+    clock: Callable[[], float] = time.time,
     **overrides: Any,
 ) -> AsyncIterator[Rig]:
     """Run the bot in this event loop until the block ends; then close it before the fakes."""
@@ -183,6 +184,7 @@ async def running_bot(
                 guild_ready_timeout=0.05,
                 sync_commands=sync_commands,
                 force_sync=force_sync,
+                clock=clock,
             )
             runner = asyncio.create_task(bot.start(settings.discord_token))
             ready = asyncio.create_task(bot.wait_until_ready())

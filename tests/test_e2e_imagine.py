@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 import os
+import time
 from pathlib import Path
 
 import aiohttp
@@ -13,7 +14,7 @@ from PIL import Image
 from bot.queue import GenerationRequest, QueueClient
 from bot.simulator import SimJob, SimulatorOptions, run_simulator
 from tests.conftest import StartWorld
-from tests.fakediscord import FakeClock, FakeDiscord, FakeInteraction, FakeMessage
+from tests.fakediscord import FakeClock, FakeDiscord, FakeInteraction, FakeMessage, Permission
 from tests.harness import (
     SIM_KEY,
     BotProcess,
@@ -266,8 +267,6 @@ async def test_deleted_reply_gets_the_result_as_a_new_message(world: StartWorld)
 
 
 def _today() -> str:
-    import time
-
     from bot.quota import utc_day
 
     return utc_day(time.time())
@@ -349,3 +348,40 @@ async def test_status_edits_are_paced_and_draw_no_429(world: StartWorld) -> None
     assert len(waiting) >= 2 and all("position" not in s for s in status_history(reply))
     edits = [s.time for s in reply.history]
     assert all(b - a >= 0.45 for a, b in itertools.pairwise(edits[1:]))
+
+
+async def test_reply_is_not_edited_while_nothing_visible_changes(world: StartWorld) -> None:
+    """Stuck at position 2 for many polls: the reply is not re-sent with the same content."""
+    rig = await world(sim={"manual": True}, status_edit_interval=0.05)
+    await block_queue(rig.sim.base_url, 2)
+    interaction = await rig.imagine(rig.fake.alice, prompt="hold still")
+    reply = await interaction.wait_original(lambda m: "Queued, position 2" in embed_text(m))
+    ours = sim_job(rig, "hold still")
+    assert ours is not None
+    edits = len(reply.history)
+
+    def polls() -> int:
+        return sum(1 for c in rig.sim.calls_to("status") if c.request_id == ours.request_id)
+
+    seen = polls()
+    await rig.sim.wait_for(lambda: polls() >= seen + 10)
+    assert len(reply.history) == edits
+
+
+async def test_edits_switch_to_the_bot_token_before_the_interaction_token_dies(world: StartWorld) -> None:
+    """The bot does not wait for a 401: near the 15-minute mark it edits through the channel."""
+    rig = await world(sim={"job_duration": 0.05}, clock=lambda: time.time() + 15 * 60)
+    interaction = await rig.imagine(rig.fake.alice, prompt="late but fine")
+    reply = await delivered(rig, interaction)
+    edits = [r for r in rig.fake.requests if r.method == "PATCH" and reply.id in r.path]
+    assert edits and all(r.path.startswith("/channels/") for r in edits)
+    assert not [r for r in rig.fake.requests if r.status == 401]
+
+
+async def test_channel_where_the_bot_cannot_post_files_is_refused(world: StartWorld) -> None:
+    rig = await world()
+    rig.fake.bot_permissions = rig.fake.bot_permissions & ~int(Permission.ATTACH_FILES)
+    interaction = await rig.imagine(rig.fake.alice, prompt="nowhere to go")
+    text = await private_answer(interaction)
+    assert "Attach Files" in text
+    assert rig.sim.submits() == []

@@ -26,6 +26,7 @@ from bot.tracker import (
     TrackerSettings,
     poll_interval,
 )
+from tests.fakediscord import wait_until
 
 KEY = "sim-key-for-tracker-tests"
 FAST = TrackerSettings(poll_min_interval=0.02, poll_max_interval=0.05, job_timeout=30, status_edit_interval=0.05)
@@ -309,3 +310,103 @@ def test_poll_interval_grows_and_is_bounded() -> None:
     assert all(0.8 <= x <= 1.2 for x in early)
     assert all(8.0 <= x <= 12.0 for x in late)
     assert len(set(early)) > 1  # jittered
+
+
+class FailingPresenter(Recorder):
+    """Shows everything except the image (e.g. Discord refuses every upload)."""
+
+    async def publish(self, job: JobRecord, event: JobEvent) -> None:
+        await super().publish(job, event)
+        if isinstance(event, Delivery):
+            raise RuntimeError("upload refused")
+
+
+async def test_failed_delivery_is_reported_and_not_counted(make_rig: Callable[..., object]) -> None:
+    rig: Rig = await make_rig(job_duration=0.01)  # type: ignore[misc]
+    presenter = FailingPresenter()
+    rig.tracker.attach(presenter)
+    job = await rig.new_job()
+    rig.tracker.start(job)
+    await presenter.wait(lambda: isinstance(presenter.final(job.id), Failure))
+    final = presenter.final(job.id)
+    assert isinstance(final, Failure) and final.reason is FailureReason.DELIVERY_FAILED
+    stored = await rig.store.get_job(job.id)
+    assert stored is not None and stored.status is JobState.FAILED and stored.cost == 0
+
+
+async def test_job_finished_during_a_long_downtime_is_still_delivered(make_rig: Callable[..., object]) -> None:
+    """Past its deadline when the bot comes back, but COMPLETED upstream: delivered, not timed out."""
+    rig: Rig = await make_rig(manual=True)  # type: ignore[misc]
+    job = await rig.new_job()
+    rig.tracker.start(job)
+    await rig.sim.wait_for(lambda: any(j.state == "IN_PROGRESS" for j in rig.sim.jobs.values()))
+    await rig.tracker.close()
+    rig.sim.finish(next(iter(rig.sim.jobs)))
+    await rig.sim.wait_for(lambda: next(iter(rig.sim.jobs.values())).state == "COMPLETED")
+    late = JobTracker(
+        rig.store, rig.client, settings=TrackerSettings(poll_min_interval=0.02, poll_max_interval=0.05, job_timeout=0.0)
+    )
+    recorder = Recorder()
+    late.attach(recorder)
+    await late.resume()
+    await recorder.wait(lambda: recorder.final(job.id) is not None)
+    assert isinstance(recorder.final(job.id), Delivery)
+    assert rig.sim.calls_to("cancel") == []
+    await late.close()
+
+
+async def test_interrupted_delivery_with_the_result_gone_stays_delivered(make_rig: Callable[..., object]) -> None:
+    """A crash after the image was handed to Discord must not turn it into a failure or a refund."""
+    rig: Rig = await make_rig()  # type: ignore[misc]
+    job = await rig.new_job()
+    job = await rig.store.mark_submitted(
+        job.id, request_id="mmsu_gone", status_url="", response_url="", cancel_url="", queue_position=0, now=1.0
+    )
+    await rig.store.mark_delivering(job.id, now=2.0)
+    await rig.store.mark_delivery_attempt(job.id, now=3.0)
+    await rig.tracker.resume()  # the simulator does not know mmsu_gone: the result is unavailable
+    await wait_state(rig, job.id, JobState.DELIVERED)
+    assert rig.recorder.final(job.id) is None  # the reply was left alone
+    stored = await rig.store.get_job(job.id)
+    assert stored is not None and stored.cost == 1
+
+
+async def test_two_simultaneous_cancels_send_one(make_rig: Callable[..., object]) -> None:
+    rig: Rig = await make_rig(manual=True)  # type: ignore[misc]
+    job = await rig.new_job()
+    rig.tracker.start(job)
+    await rig.sim.wait_for(lambda: any(j.state == "IN_PROGRESS" for j in rig.sim.jobs.values()))
+    results = await asyncio.gather(rig.tracker.cancel(job.id, user_id=1), rig.tracker.cancel(job.id, user_id=2))
+    assert sorted(results) == sorted([CancelResult.REQUESTED, CancelResult.ALREADY_REQUESTED])
+    await rig.finished(job.id)
+    assert len(rig.sim.calls_to("cancel")) == 1
+
+
+async def test_a_cancel_is_not_stuck_behind_slow_upstream_calls(make_rig: Callable[..., object]) -> None:
+    """With every call slot taken by a slow status poll, a cancel still goes out at once."""
+    rig: Rig = await make_rig(manual=True)  # type: ignore[misc]
+    session = aiohttp.ClientSession()
+    narrow = QueueClient(session, base_url=rig.sim.base_url, api_key=KEY, concurrency=1, sleep=no_sleep)
+    tracker = JobTracker(rig.store, narrow, settings=FAST)
+    tracker.attach(rig.recorder)
+    try:
+        job = await rig.new_job()
+        tracker.start(job)
+        await rig.sim.wait_for(lambda: any(j.state == "IN_PROGRESS" for j in rig.sim.jobs.values()))
+        rig.sim.add_fault(Fault(endpoint="status", delay=3.0, times=5))
+        await rig.sim.wait_for(lambda: any(c.fault is not None for c in rig.sim.calls_to("status")))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await tracker.cancel(job.id, user_id=1) is CancelResult.REQUESTED
+        assert loop.time() - started < 1.0
+    finally:
+        await tracker.close()
+        await session.close()
+
+
+async def wait_state(rig: Rig, job_id: int, state: JobState) -> None:
+    async def reached() -> bool:
+        job = await rig.store.get_job(job_id)
+        return job is not None and job.status is state
+
+    await wait_until(reached, 5.0, what=f"job {job_id} {state.value}")
