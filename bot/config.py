@@ -116,7 +116,7 @@ def _parse_database_url(value: str) -> str:
     return value
 
 
-_OPTIONAL: tuple[tuple[str, str, object], ...] = (
+OPTIONAL: tuple[tuple[str, str, object], ...] = (
     ("ODIROUTER_BASE_URL", "odirouter_base_url", _parse_url),
     ("ODIROUTER_MODEL", "odirouter_model", str.strip),
     ("DATABASE_URL", "database_url", _parse_database_url),
@@ -168,7 +168,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     for name in REQUIRED:
         if not merged.get(name, "").strip():
             problems.append(f"{name} is required but not set")
-    for name, attr, parser in _OPTIONAL:
+    for name, attr, parser in OPTIONAL:
         raw = merged.get(name, "").strip()
         if not raw:
             continue

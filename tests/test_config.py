@@ -72,3 +72,15 @@ def test_python_m_bot_without_configuration_exits_2(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "DISCORD_TOKEN" in proc.stderr and "ODIROUTER_API_KEY" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_env_example_lists_every_setting_and_loads() -> None:
+    """.env.example names every variable the bot reads, and as a .env file it configures the bot."""
+    from bot.config import OPTIONAL, REQUIRED
+
+    example = Path(__file__).resolve().parent.parent / ".env.example"
+    text = example.read_text()
+    names = {line.split("=", 1)[0] for line in text.splitlines() if line and not line.startswith("#")}
+    assert {name for name, _, _ in OPTIONAL} | set(REQUIRED) == names
+    settings = load_settings({}, env_file=example)
+    assert settings.discord_token == "your-discord-bot-token"
