@@ -393,7 +393,7 @@ async def test_a_cancel_is_not_stuck_behind_slow_upstream_calls(make_rig: Callab
         job = await rig.new_job()
         tracker.start(job)
         await rig.sim.wait_for(lambda: any(j.state == "IN_PROGRESS" for j in rig.sim.jobs.values()))
-        rig.sim.add_fault(Fault(endpoint="status", delay=3.0, times=5))
+        rig.sim.add_fault(Fault(endpoint="status", delay=1.5, times=5))
         await rig.sim.wait_for(lambda: any(c.fault is not None for c in rig.sim.calls_to("status")))
         loop = asyncio.get_running_loop()
         started = loop.time()
