@@ -44,9 +44,13 @@ async def tell_privately(interaction: discord.Interaction[Any], text: str) -> No
             await interaction.response.send_message(text, ephemeral=True)
             return
         if interaction.response.type is discord.InteractionResponseType.deferred_channel_message:
-            # A public "thinking…" reply: withdraw it, then answer privately.
+            # A public "thinking…" reply. The first follow-up would replace it (and turn public), so
+            # end the loading state with a neutral note, answer privately, then withdraw the note.
+            await interaction.edit_original_response(content="This request was not accepted.", embed=None)
+            await interaction.followup.send(text, ephemeral=True)
             with contextlib.suppress(discord.HTTPException):
                 await interaction.delete_original_response()
+            return
         await interaction.followup.send(text, ephemeral=True)
     except discord.HTTPException:
         log.debug("could not answer the member privately")
@@ -107,9 +111,13 @@ class ImagineBot(commands.Bot):
     async def setup_hook(self) -> None:
         for name in EXTENSIONS:
             await self.load_extension(name)
-        if self._sync_commands:
-            await self._sync()
+        # Resume first: unfinished jobs must not wait on (or die with) a command sync.
         await self.tracker.resume()
+        if self._sync_commands:
+            try:
+                await self._sync()
+            except discord.HTTPException as exc:
+                log.error("could not register the commands with Discord (will retry at the next start): %s", exc)
 
     async def _sync(self) -> None:
         """Register the commands with Discord, but only when they changed since the last sync

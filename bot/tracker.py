@@ -117,7 +117,7 @@ class TrackerSettings:
     job_timeout: float = 600.0
     status_edit_interval: float = 5.0
     max_result_bytes: int = 80 * 1024 * 1024
-    delivery_attempts: int = 3
+    delivery_attempts: int = 5
 
 
 def poll_interval(age: float, settings: TrackerSettings, rng: random.Random) -> float:
@@ -458,7 +458,8 @@ class JobTracker:
                 if attempt == self._settings.delivery_attempts:
                     # Nobody saw the image: say so, and do not count it.
                     await self._fail(job, FailureReason.DELIVERY_FAILED, "the image could not be posted")
-                await self._pause(job.id, self._settings.poll_min_interval * attempt)
+                # Ride out a short Discord or network outage: 2, 4, 8, 16 s between tries by default.
+                await self._pause(job.id, min(60.0, self._settings.poll_min_interval * 2**attempt))
         await self._store.finish(job.id, JobState.DELIVERED, now=self._clock(), refund=False)
         log.info("job %d delivered", job.id)
         raise _Finished

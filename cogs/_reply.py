@@ -10,13 +10,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.imaging import fit_image
 from bot.models import JobRecord
 from bot.tracker import Cancelled, Delivery, Failure, JobEvent, Progress
 from cogs import _render
@@ -30,11 +31,20 @@ log = logging.getLogger(__name__)
 TOKEN_MARGIN = 30.0
 DEAD_TOKEN_CODES = {50027, 10015}
 UNKNOWN_MESSAGE = 10008
+# Missing Access, Missing Permissions, Unknown Channel, Unknown Guild: retrying only earns 403s,
+# which count towards Discord's invalid-request ban.
+UNREACHABLE_CODES = {50001, 50013, 10003, 10004}
+# One Discord call (with discord.py's own retries) may not hold a reply's lock longer than this.
+CALL_TIMEOUT = 30.0
 FINISHED_MEMORY = 10_000
 
 
 class ReplyGoneError(Exception):
     """The job's reply message no longer exists."""
+
+
+class ChannelUnreachableError(Exception):
+    """The bot can no longer reach the reply's channel (removed from the server, or lost access)."""
 
 
 class ReplyPresenter:
@@ -64,6 +74,8 @@ class ReplyPresenter:
         while len(self._finished) > FINISHED_MEMORY:
             del self._finished[next(iter(self._finished))]
         self._latest.pop(job.id, None)
+        if (worker := self._workers.pop(job.id, None)) is not None:
+            worker.cancel()  # a stale progress edit must not hold up the final state
         try:
             async with self._lock(job.id):
                 await self._pace(job.id)
@@ -124,7 +136,10 @@ class ReplyPresenter:
         except ReplyGoneError:
             self._gone.add(job.id)
             log.info("job %d: its reply was deleted; the result will be posted anew", job.id)
-        except discord.HTTPException as exc:
+        except ChannelUnreachableError:
+            self._gone.add(job.id)
+            log.warning("job %d: the bot can no longer reach the reply's channel", job.id)
+        except Exception as exc:  # a status refresh is never worth more than a log line
             log.warning("job %d: status edit failed: %s", job.id, exc)
         finally:
             self._last_edit[job.id] = asyncio.get_running_loop().time()
@@ -143,7 +158,7 @@ class ReplyPresenter:
         try:
             if job.id in self._gone:
                 raise ReplyGoneError
-            await self._edit(job, embed=embed, file=file)
+            await self._edit_fitting(job, embed, event, file)
         except ReplyGoneError:
             if job.message_id is None or not isinstance(event, Delivery | Failure):
                 return  # never had a reply (stopped before it), or a cancel nobody needs pinging for
@@ -151,7 +166,33 @@ class ReplyPresenter:
             return
         await self._clear_cancel_control(job)
 
+    async def _edit_fitting(
+        self, job: JobRecord, embed: discord.Embed, event: JobEvent, file: discord.File | None
+    ) -> None:
+        """The final edit; if Discord still finds the image too large (413), shrink it once more."""
+        try:
+            await self._edit(job, embed=embed, file=file)
+        except discord.HTTPException as exc:
+            if exc.status != 413 or not isinstance(event, Delivery):
+                raise
+            limit = min(len(event.image.data) // 2, discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES)
+            log.warning(
+                "job %d: Discord refused a %d-byte image; retrying under %d", job.id, len(event.image.data), limit
+            )
+            smaller = await asyncio.to_thread(fit_image, event.image.data, limit, base_name="image")
+            embed = _render.delivered_embed(job, replace(event, image=smaller))
+            await self._edit(job, embed=embed, file=discord.File(io.BytesIO(smaller.data), filename=smaller.filename))
+
     async def _edit(self, job: JobRecord, *, embed: discord.Embed, file: discord.File | None = None) -> None:
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT):
+                await self._edit_once(job, embed=embed, file=file)
+        except discord.HTTPException as exc:
+            if exc.status == 403 or exc.code in UNREACHABLE_CODES:
+                raise ChannelUnreachableError from exc
+            raise
+
+    async def _edit_once(self, job: JobRecord, *, embed: discord.Embed, file: discord.File | None = None) -> None:
         if job.message_id is None:
             raise ReplyGoneError
         attachments = [file] if file is not None else discord.utils.MISSING
@@ -201,5 +242,9 @@ class ReplyPresenter:
         if job.message_id is None or self._bot.user is None:
             return
         message = self._bot.get_partial_messageable(job.channel_id).get_partial_message(job.message_id)
-        with contextlib.suppress(discord.HTTPException):
-            await message.remove_reaction(_render.CANCEL_EMOJI, self._bot.user)
+        # Cosmetic: the embed already says ❌ no longer applies, so nothing here may fail a delivery.
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT):
+                await message.remove_reaction(_render.CANCEL_EMOJI, self._bot.user)
+        except Exception as exc:
+            log.debug("job %d: could not clear the cancel control: %s", job.id, exc)

@@ -17,7 +17,7 @@ from bot.models import JobRecord, JobState, NewJob, QuotaRefusal
 from bot.queue import ASPECT_RATIOS, MAX_PROMPT_CHARS, MAX_REFERENCE_IMAGES, SIZE_TIERS
 from bot.tracker import Progress
 from cogs import _render
-from cogs._reply import ReplyGoneError, ReplyPresenter
+from cogs._reply import ReplyPresenter
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -226,8 +226,10 @@ class Imagine(commands.Cog):
         except Exception:
             await self.bot.store.finish(job.id, JobState.FAILED, now=self.bot.clock(), refund=True, error_type="error")
             raise
-        await self._show_queued(job)
-        self.bot.tracker.start(job)
+        try:
+            await self._show_queued(job)
+        finally:
+            self.bot.tracker.start(job)  # the row exists and its quota is reserved: always follow it
 
     def _check(self, interaction: Interaction, request: ImagineRequest) -> None:
         if interaction.guild_id is None:
@@ -326,7 +328,7 @@ class Imagine(commands.Cog):
             assert job.message_id is not None
             message = self.bot.get_partial_messageable(job.channel_id).get_partial_message(job.message_id)
             await message.add_reaction(_render.CANCEL_EMOJI)
-        except (discord.HTTPException, ReplyGoneError) as exc:
+        except Exception as exc:  # cosmetic: the tracker's next update shows the state anyway
             log.info("job %d: could not show the queued state or add the cancel control: %s", job.id, exc)
 
 

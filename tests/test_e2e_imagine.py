@@ -60,10 +60,12 @@ async def private_answer(interaction: FakeInteraction) -> str:
         assert response["data"]["flags"] & EPHEMERAL
         return str(response["data"]["content"])
     await interaction.fake.wait_until(lambda: bool(interaction.followups()), 5.0, "a private follow-up")
-    followup = interaction.followups()[0]
-    assert followup.flags & EPHEMERAL
-    original = interaction.original()
-    assert original is None or original.deleted, "the public 'thinking' reply should be withdrawn"
+    followup = next(m for m in interaction.followups() if m.flags & EPHEMERAL)
+    await interaction.fake.wait_until(
+        lambda: interaction.original() is None or interaction.original().deleted,  # type: ignore[union-attr]
+        5.0,
+        "the public 'thinking' reply to be withdrawn",
+    )
     return followup.content
 
 
