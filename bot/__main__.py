@@ -6,8 +6,10 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 
 import aiohttp
+import discord
 
 from bot.app import ImagineBot, configure_discord_endpoints
 from bot.config import ConfigError, Settings, load_settings
@@ -29,7 +31,13 @@ def tracker_settings(settings: Settings) -> TrackerSettings:
     )
 
 
-async def run(settings: Settings, *, force_sync: bool = False) -> None:
+# Waits between login attempts while Discord cannot be reached (doubling, then every minute).
+LOGIN_RETRY_FIRST = 5.0
+LOGIN_RETRY_MAX = 60.0
+Sleep = Callable[[float], Awaitable[None]]
+
+
+async def run(settings: Settings, *, force_sync: bool = False, sleep: Sleep = asyncio.sleep) -> None:
     configure_discord_endpoints(settings)
     async with aiohttp.ClientSession() as session, open_store(settings.database_url) as store:
         queue = QueueClient(
@@ -40,12 +48,22 @@ async def run(settings: Settings, *, force_sync: bool = False) -> None:
             size_fields=settings.size_fields,
             concurrency=settings.upstream_concurrency,
         )
-        tracker = JobTracker(store, queue, settings=tracker_settings(settings))
-        bot = ImagineBot(
-            settings=settings, store=store, queue=queue, tracker=tracker, session=session, force_sync=force_sync
-        )
-        async with bot:
-            await bot.start(settings.discord_token)
+        delay = LOGIN_RETRY_FIRST
+        while True:
+            tracker = JobTracker(store, queue, settings=tracker_settings(settings))
+            bot = ImagineBot(
+                settings=settings, store=store, queue=queue, tracker=tracker, session=session, force_sync=force_sync
+            )
+            try:
+                async with bot:
+                    await bot.start(settings.discord_token)
+                return
+            except (aiohttp.ClientError, OSError, discord.DiscordServerError) as exc:
+                if bot.logged_in:
+                    raise  # past login, discord.py reconnects by itself; this is something else
+                log.warning("cannot reach Discord to log in (%s); trying again in %.0f s", exc, delay)
+                await sleep(delay)
+                delay = min(LOGIN_RETRY_MAX, delay * 2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(run(settings, force_sync=args.sync_commands))
     except KeyboardInterrupt:
         log.info("stopped")
+    except discord.LoginFailure:
+        log.critical("Discord refused the bot token: check DISCORD_TOKEN")
+        return 1
     except Exception as exc:
         log.critical("the bot stopped: %s", exc, exc_info=settings.log_level == "DEBUG")
         return 1

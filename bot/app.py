@@ -107,8 +107,10 @@ class ImagineBot(commands.Bot):
         self.clock = clock
         self._sync_commands = sync_commands
         self._force_sync = force_sync
+        self.logged_in = False
 
     async def setup_hook(self) -> None:
+        self.logged_in = True  # discord.py runs this right after a successful login
         for name in EXTENSIONS:
             await self.load_extension(name)
         # Resume first: unfinished jobs must not wait on (or die with) a command sync.
