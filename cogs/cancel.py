@@ -59,6 +59,16 @@ class Cancel(commands.Cog):
         with contextlib.suppress(discord.HTTPException):
             await message.remove_reaction(payload.emoji, discord.Object(payload.user_id))
 
+    @commands.Cog.listener()
+    async def on_guild_remove(self, guild: discord.Guild) -> None:
+        """Removed from a server: stop paying for images nobody there can receive."""
+        me = self.bot.user
+        jobs = [job for job in await self.bot.store.active_jobs() if job.guild_id == guild.id]
+        for job in jobs:
+            await self.bot.tracker.cancel(job.id, user_id=me.id if me else 0)
+        if jobs:
+            log.info("removed from server %d: cancelled %d job(s)", guild.id, len(jobs))
+
     def _may_cancel(self, job: JobRecord, payload: discord.RawReactionActionEvent) -> bool:
         if payload.user_id == job.user_id:
             return True

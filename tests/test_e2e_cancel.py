@@ -389,3 +389,14 @@ async def test_slash_cancel_with_nothing_in_progress(world: StartWorld) -> None:
     assert rig.sim.calls_to("cancel") == []
     stored = await rig.store.get_job(job.id)
     assert stored is not None and stored.status is JobState.RUNNING and stored.cancel_requested_at is None
+
+
+async def test_jobs_are_cancelled_when_the_bot_leaves_the_server(world: StartWorld) -> None:
+    """Kicked from a server, the bot stops its jobs there instead of paying for undeliverable images."""
+    rig = await world(sim={"manual": True})
+    interaction = await rig.imagine(rig.fake.alice, prompt="nobody will see this")
+    await interaction.wait_original(lambda m: "Generating" in embed_text(m))
+    job = await rig.job_for(interaction)
+    await rig.fake.dispatch("GUILD_DELETE", {"id": rig.fake.guild.id}, guild_id=rig.fake.guild.id)
+    await rig.sim.wait_for(lambda: len(rig.sim.calls_to("cancel")) == 1)
+    await rig.wait_job(job.id, lambda j: j.status.is_terminal, what="the job to end")
