@@ -300,7 +300,9 @@ class JobTracker:
             raise
         except Exception as exc:
             log.exception("job %d failed unexpectedly", job.id)
-            await self._fail(job, FailureReason.UPSTREAM_FAILED, f"internal error: {type(exc).__name__}")
+            with contextlib.suppress(_Finished):
+                await self._fail(job, FailureReason.UPSTREAM_FAILED, f"internal error: {type(exc).__name__}")
+            await self._store.forget_token(job.id)
 
     async def _submit(self, job: JobRecord, *, fresh: bool) -> JobRecord:
         if job.cancel_requested_at is not None:

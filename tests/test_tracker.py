@@ -410,3 +410,21 @@ async def wait_state(rig: Rig, job_id: int, state: JobState) -> None:
         return job is not None and job.status is state
 
     await wait_until(reached, 5.0, what=f"job {job_id} {state.value}")
+
+
+async def test_an_unexpected_error_ends_the_job_cleanly(make_rig: Callable[..., object]) -> None:
+    """A bug while following a job fails it (refunded, member told) instead of leaving it hanging."""
+    rig: Rig = await make_rig(job_duration=0.01)  # type: ignore[misc]
+
+    async def broken(handle: object) -> object:
+        raise ZeroDivisionError("a bug")
+
+    rig.client.status = broken  # type: ignore[method-assign,assignment]
+    job = await rig.new_job()
+    rig.tracker.start(job)
+    event = await rig.finished(job.id)
+    assert isinstance(event, Failure) and event.reason is FailureReason.UPSTREAM_FAILED
+    await wait_state(rig, job.id, JobState.FAILED)
+    await wait_until(lambda: not rig.tracker.is_tracking(job.id), 5.0, what="the job's task to end")
+    stored = await rig.store.get_job(job.id)
+    assert stored is not None and stored.cost == 0 and stored.interaction_token is None
