@@ -22,9 +22,10 @@ from tests.fakediscord import (
     FakeMessage,
     MessageFlag,
     Permission,
+    PermissionOverwrite,
     wait_until,
 )
-from tests.fakediscord.validation import compute_pings, validate_command_definitions
+from tests.fakediscord.validation import compute_pings, validate_command_definitions, validate_modal
 
 PNG_1x1 = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -179,6 +180,26 @@ def add_commands(bot: MiniBot) -> None:
     async def pick(interaction: discord.Interaction, fruit: str) -> None:
         await interaction.response.send_message(fruit)
 
+    @bot.tree.command(name="later", description="Defer, and leave the rest to the test")
+    async def later(interaction: discord.Interaction, private: bool = False) -> None:
+        await interaction.response.defer(ephemeral=private)
+        bot.results.setdefault("later", []).append(interaction)
+
+    @bot.tree.command(name="badform", description="Send a modal Discord refuses")
+    async def badform(interaction: discord.Interaction, problem: Literal["title", "disabled", "duplicate"]) -> None:
+        modal = discord.ui.Modal(title="x" * 46 if problem == "title" else "Bad form")
+        select: discord.ui.Select[Any] = discord.ui.Select(
+            custom_id="prompt" if problem == "duplicate" else "pick",
+            disabled=problem == "disabled",
+            options=[discord.SelectOption(label="A", value="a")],
+        )
+        modal.add_item(discord.ui.Label(text="Prompt", component=discord.ui.TextInput(custom_id="prompt")))
+        modal.add_item(discord.ui.Label(text="Pick", component=select))
+        try:
+            await interaction.response.send_modal(modal)
+        except discord.HTTPException as exc:
+            bot.results["badform"] = (exc.status, exc.code)
+
     @bot.tree.command(name="buttons", description="Send a button")
     async def buttons(interaction: discord.Interaction) -> None:
         await interaction.response.send_message("Pick one", view=ConfirmView())
@@ -270,6 +291,8 @@ async def test_bot_logs_in_syncs_and_gets_ready(fake: FakeDiscord, bot: MiniBot)
         "buttons",
         "follow",
         "pick",
+        "later",
+        "badform",
     }
     guild_commands = await fake.wait_synced(fake.guild.id)
     assert {(c["name"], c["type"]) for c in guild_commands} == {("quota", 1), ("Remix", 3)}
@@ -660,3 +683,250 @@ async def test_dms_reactions_and_deletions(fake: FakeDiscord, bot: MiniBot) -> N
     assert gone.value.code == 10008
     with pytest.raises(DiscordRejected):
         await fake.delete_message(reply.id, by=fake.alice)
+
+
+# ================================================================================== tests: fidelity details
+
+
+async def later_interaction(
+    fake: FakeDiscord, bot: MiniBot, *, private: bool = False, **kwargs: Any
+) -> tuple[FakeInteraction, discord.Interaction]:
+    """Run /later (the bot only defers) and hand back both ends of the interaction."""
+    count = len(bot.results.get("later", []))
+    inv = await fake.invoke("later", fake.alice, options={"private": True} if private else None, **kwargs)
+    await wait_until(lambda: len(bot.results.get("later", [])) > count, what="the bot to defer /later")
+    return inv, bot.results["later"][count]
+
+
+async def test_followup_after_the_loading_message_was_deleted(fake: FakeDiscord, bot: MiniBot) -> None:
+    # a public "thinking" message deleted (by a moderator) while still loading: follow-ups are 10008
+    inv, interaction = await later_interaction(fake, bot)
+    assert original(inv).loading and not original(inv).ephemeral
+    await fake.delete_message(original(inv), by=fake.moderator)
+    for ephemeral in (False, True):
+        with pytest.raises(discord.NotFound) as gone:
+            await interaction.followup.send("done", ephemeral=ephemeral, wait=True)
+        assert gone.value.code == 10008
+    rejected = [
+        r for r in fake.requests if r.method == "POST" and r.path == f"/webhooks/{fake.application_id}/{inv.token}"
+    ]
+    assert [(r.status, r.response) for r in rejected] == [(404, {"message": "Unknown Message", "code": 10008})] * 2
+    assert inv.followups() == []
+    # the same when the bot itself deleted it while loading
+    inv, interaction = await later_interaction(fake, bot)
+    await interaction.delete_original_response()
+    with pytest.raises(discord.NotFound):
+        await interaction.followup.send("done")
+    # loading ended by an edit, then deleted: a follow-up is a new message with its own flags
+    inv, interaction = await later_interaction(fake, bot)
+    await interaction.edit_original_response(content="working")
+    await interaction.delete_original_response()
+    private = await interaction.followup.send("private", ephemeral=True, wait=True)
+    public = await interaction.followup.send("public", wait=True)
+    assert [m.id for m in inv.followups()] == [str(private.id), str(public.id)]
+    assert [m.ephemeral for m in inv.followups()] == [True, False]
+    assert original(inv).deleted and original(inv).contents == ["", "working"]
+    # present and no longer loading: a new message, the original untouched
+    inv, interaction = await later_interaction(fake, bot)
+    await interaction.edit_original_response(content="working")
+    extra = await interaction.followup.send("private", ephemeral=True, wait=True)
+    assert inv.followups()[0].id == str(extra.id) and inv.followups()[0].ephemeral
+    assert original(inv).content == "working" and not original(inv).deleted
+    # a private defer deleted while loading keeps the current behaviour (a new message)
+    inv, interaction = await later_interaction(fake, bot, private=True)
+    await interaction.delete_original_response()
+    late = await interaction.followup.send("still here", ephemeral=True, wait=True)
+    assert inv.followups()[0].id == str(late.id)
+
+
+async def test_no_message_or_reaction_events_from_a_channel_the_bot_cannot_view(
+    fake: FakeDiscord, bot: MiniBot
+) -> None:
+    guild = bot.get_guild(int(fake.guild.id))
+    art = bot.get_channel(int(fake.art.id))
+    assert guild is not None and isinstance(art, discord.TextChannel)
+    await fake.set_permission_overwrite(fake.art, fake.bot_role, deny=Permission.VIEW_CHANNEL)
+    # CHANNEL_UPDATE carries the overwrite: discord.py computes the same as the fake
+    await wait_until(lambda: not art.permissions_for(guild.me).view_channel, what="the CHANNEL_UPDATE")
+    assert fake.bot_can_view(fake.general) and not fake.bot_can_view(fake.art)
+    seen = len(fake.dispatch_log)
+    post = await fake.post_user_message(fake.alice, "hidden", channel=fake.art)
+    await fake.react(post, "👍", fake.alice)
+    await fake.unreact(post, "👍", fake.alice)
+    await fake.delete_message(post, by=fake.alice)
+    # slash commands still reach the bot there, but its own messages raise no gateway events either
+    inv, interaction = await later_interaction(fake, bot, channel=fake.art)
+    assert not int(inv.payload["app_permissions"]) & Permission.VIEW_CHANNEL
+    await interaction.edit_original_response(content="working")
+    await interaction.followup.send("more")
+    assert [e.event for e in fake.dispatch_log[seen:]] == ["INTERACTION_CREATE"]
+    with pytest.raises(discord.Forbidden) as denied:
+        await (await interaction.original_response()).add_reaction("🛑")
+    assert denied.value.code == 50001
+    # the same in #general is dispatched as usual
+    visible = await fake.post_user_message(fake.alice, "visible")
+    await fake.react(visible, "👍", fake.alice)
+    await wait_until(lambda: any(r.message_id == int(visible.id) for r in bot.reactions), what="the reaction")
+    # a member overwrite for the bot beats its role's deny: events flow again
+    await fake.set_permission_overwrite(fake.art, fake.bot_user, allow=Permission.VIEW_CHANNEL)
+    await wait_until(lambda: art.permissions_for(guild.me).view_channel, what="the second CHANNEL_UPDATE")
+    again = await fake.post_user_message(fake.alice, "seen", channel=fake.art)
+    await fake.react(again, "👍", fake.alice)
+    await wait_until(lambda: any(r.message_id == int(again.id) for r in bot.reactions), what="the reaction")
+    assert [d["id"] for d in fake.dispatched("MESSAGE_CREATE")][-1] == again.id
+
+
+def test_channel_permission_overwrites() -> None:
+    fake = FakeDiscord()
+    private = fake.art
+    everyone, bot_role = fake.everyone_role, fake.bot_role
+    view = int(Permission.VIEW_CHANNEL)
+    private.permission_overwrites = [PermissionOverwrite(everyone.id, 0, deny=view)]
+    # @everyone's overwrite applies to the bot (and members); admins and the owner bypass it
+    assert not fake.bot_can_view(private)
+    assert not fake.permissions_of(fake.alice, private) & view
+    assert fake.permissions_of(fake.admin, private) & view and fake.permissions_of(fake.owner, private) & view
+    # a role allow beats @everyone's deny; a member deny beats the role allow
+    private.permission_overwrites.append(PermissionOverwrite(bot_role.id, 0, allow=view))
+    assert fake.bot_can_view(private)
+    private.permission_overwrites.append(PermissionOverwrite(fake.bot_user.id, 1, deny=view))
+    assert not fake.bot_can_view(private)
+    assert fake.bot_can_view(fake.general) and fake.bot_can_view(fake.dm_channel(fake.alice))
+    payload = next(c for c in fake._guild_create_payload(fake.guild, 0)["channels"] if c["id"] == private.id)
+    assert payload["permission_overwrites"][0] == {"id": everyone.id, "type": 0, "allow": "0", "deny": str(view)}
+
+
+APPLICATION_ID = "1100000000000000042"
+
+
+@pytest.mark.parametrize("fake", [{"application_id": APPLICATION_ID}], indirect=True)
+async def test_application_id_different_from_the_bot_user(fake: FakeDiscord, bot: MiniBot) -> None:
+    assert fake.application_id == APPLICATION_ID != fake.bot_user.id
+    assert bot.application_id == int(APPLICATION_ID)
+    assert bot.user is not None and bot.user.id == int(fake.bot_user.id)
+    await fake.wait_synced()
+    await fake.wait_synced(fake.guild.id)
+    syncs = [r for r in fake.requests if r.method == "PUT"]
+    assert syncs and all(r.path.startswith(f"/applications/{APPLICATION_ID}/") and r.status == 200 for r in syncs)
+    assert {c["application_id"] for c in fake.commands_global} == {APPLICATION_ID}
+    # defer + edits of @original go through /webhooks/{application_id}/{token}
+    inv = await fake.invoke("draw", fake.alice, options={"prompt": "a cat", "style": "photo"})
+    assert inv.payload["application_id"] == APPLICATION_ID
+    await wait_until(lambda: "draw_message" in bot.results, what="the bot to finish /draw")
+    message = original(inv)
+    assert message.contents == ["", "Queued: a cat (photo x1)", "Done"]
+    edits = [r for r in fake.requests if r.method == "PATCH" and r.path.endswith("/messages/@original")]
+    assert len(edits) == 2
+    assert all(
+        r.path == f"/webhooks/{APPLICATION_ID}/{inv.token}/messages/@original" and r.status == 200 for r in edits
+    )
+    payload = fake.message_payload(message)
+    assert payload["author"]["id"] == fake.bot_user.id
+    assert payload["webhook_id"] == payload["application_id"] == APPLICATION_ID
+    assert message.reactions == {"🛑": [fake.bot_user.id]}
+    # the bot user's id is not the application's: the webhook route does not know it
+    async with aiohttp.ClientSession() as http:
+        url = f"{fake.api_base}/webhooks/{fake.bot_user.id}/{inv.token}/messages/@original"
+        async with http.get(url) as response:
+            assert response.status == 404 and (await response.json())["code"] == 10015
+
+
+def modal_errors(data: Any) -> dict[str, Any]:
+    return validate_modal(data).tree
+
+
+def test_modal_validation_limits() -> None:
+    base: dict[str, Any] = RemixModal(None).to_dict()  # type: ignore[arg-type]
+    # what discord.py 2.7.1 sends is valid, including "disabled": false on the select
+    select = base["components"][1]["component"]
+    assert select["disabled"] is False and select["type"] == 3
+    assert modal_errors(base) == {}
+
+    def broken(change: Any) -> dict[str, Any]:
+        data = json.loads(json.dumps(base))
+        change(data)
+        return modal_errors(data)
+
+    def label(index: int) -> Any:
+        return lambda d: d["components"][index]
+
+    def inner(index: int) -> Any:
+        return lambda d: d["components"][index]["component"]
+
+    text, pick, upload = inner(0), inner(1), inner(2)
+    cases: list[tuple[Any, list[Any]]] = [
+        (lambda d: d.update(title=""), ["data", "title"]),
+        (lambda d: d.update(title="x" * 46), ["data", "title"]),
+        (lambda d: d.update(components=[]), ["data", "components"]),
+        (lambda d: d.update(components=d["components"] * 2), ["data", "components"]),
+        (lambda d: d["components"].append({"type": 2, "style": 1, "label": "b", "custom_id": "b"}), [3, "type"]),
+        (lambda d: label(0)(d).update(label=""), [0, "label"]),
+        (lambda d: label(0)(d).update(label="x" * 46), [0, "label"]),
+        (lambda d: label(0)(d).update(description="x" * 101), [0, "description"]),
+        (lambda d: text(d).update(min_length=4001), [0, "component", "min_length"]),
+        (lambda d: text(d).update(min_length=-1), [0, "component", "min_length"]),
+        (lambda d: text(d).update(max_length=0), [0, "component", "max_length"]),
+        (lambda d: text(d).update(max_length=4001), [0, "component", "max_length"]),
+        (lambda d: pick(d).update(options=[]), [1, "component", "options"]),
+        (
+            lambda d: pick(d).update(options=[{"label": str(i), "value": str(i)} for i in range(26)]),
+            [1, "component", "options"],
+        ),
+        (lambda d: pick(d)["options"][0].update(label=""), [1, "component", "options", 0, "label"]),
+        (lambda d: pick(d)["options"][0].update(label="x" * 101), [1, "component", "options", 0, "label"]),
+        (lambda d: pick(d)["options"][1].update(value="x" * 101), [1, "component", "options", 1, "value"]),
+        (lambda d: pick(d)["options"][1].update(value=""), [1, "component", "options", 1, "value"]),
+        (lambda d: pick(d)["options"][0].update(description="x" * 101), [1, "component", "options", 0, "description"]),
+        (lambda d: pick(d).update(placeholder="x" * 151), [1, "component", "placeholder"]),
+        (lambda d: pick(d).update(min_values=26, max_values=2), [1, "component", "min_values"]),
+        (lambda d: pick(d).update(max_values=0), [1, "component", "max_values"]),
+        (lambda d: pick(d).update(max_values=26), [1, "component", "max_values"]),
+        (lambda d: pick(d).update(min_values=2, max_values=1), [1, "component", "min_values"]),
+        (lambda d: pick(d).update(max_values=3), [1, "component", "max_values"]),  # only 2 options
+        (lambda d: pick(d).update(disabled=True), [1, "component", "disabled"]),
+        (lambda d: upload(d).update(min_values=11), [2, "component", "min_values"]),
+        (lambda d: upload(d).update(max_values=0), [2, "component", "max_values"]),
+        (lambda d: upload(d).update(max_values=11), [2, "component", "max_values"]),
+        (lambda d: upload(d).update(custom_id=""), [2, "component", "custom_id"]),
+        (lambda d: upload(d).update(custom_id="x" * 101), [2, "component", "custom_id"]),
+        (lambda d: upload(d).update(custom_id="prompt"), [2, "component", "custom_id"]),  # not unique
+    ]
+    for change, path in cases:
+        errors = broken(change)
+        node: Any = errors
+        keys = path if path[0] == "data" else ["data", "components", *path]
+        for key in keys:
+            assert str(key) in node, (keys, errors)
+            node = node[str(key)]
+        assert node["_errors"], (keys, errors)
+    # limits themselves are fine
+    for change in (
+        lambda d: d.update(title="x" * 45),
+        lambda d: label(0)(d).update(label="x" * 45, description="x" * 100),
+        lambda d: text(d).update(min_length=0, max_length=4000),
+        lambda d: pick(d).update(min_values=0, max_values=2, placeholder="x" * 150),
+        lambda d: pick(d).update(
+            options=[{"label": "x" * 100, "value": str(i), "description": "d" * 100} for i in range(25)], max_values=25
+        ),
+        lambda d: upload(d).update(min_values=0, max_values=10),
+        lambda d: upload(d).update(min_values=10, max_values=10),
+    ):
+        assert broken(change) == {}
+
+
+async def test_bot_modal_refused_with_50035(fake: FakeDiscord, bot: MiniBot) -> None:
+    for problem, path in (
+        ("title", ["title"]),
+        ("disabled", ["components", "1", "component", "disabled"]),
+        ("duplicate", ["components", "1", "component", "custom_id"]),
+    ):
+        bot.results.pop("badform", None)
+        inv = await fake.invoke("badform", fake.alice, options={"problem": problem})
+        await wait_until(lambda: "badform" in bot.results, what=f"the bot's modal ({problem})")
+        assert bot.results["badform"] == (400, 50035)
+        assert inv.modal is None and not inv.acknowledged
+        refused = await fake.wait_for_request("POST", rf"^/interactions/{inv.id}/.+/callback$", status=400)
+        node = refused.response["errors"]["data"]
+        for key in path:
+            node = node[key]
+        assert node["_errors"]

@@ -135,10 +135,12 @@ async def test_job_follows_queue_positions_and_is_delivered(make_rig: Callable[.
     rig.tracker.start(job)
     await rig.sim.wait_for(lambda: len(rig.sim.jobs) == 4)
     ours = next(j for j in rig.sim.jobs.values() if j.body["prompt"] == job.prompt)
-    for _ in range(3):
+    for expected in (3, 2, 1):
         running = next(j for j in rig.sim.jobs.values() if j.state == "IN_PROGRESS")
         await rig.recorder.wait(
-            lambda: any(isinstance(e, Progress) and e.queue_position for e in rig.recorder.of(job.id))
+            lambda p=expected: any(  # type: ignore[misc]
+                isinstance(e, Progress) and e.queue_position == p for e in rig.recorder.of(job.id)
+            )
         )
         rig.sim.finish(running.request_id)
         await rig.sim.wait_for(lambda r=running: r.state == "COMPLETED")  # type: ignore[misc]

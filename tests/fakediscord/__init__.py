@@ -46,6 +46,7 @@ from .state import (
     MessageSnapshot,
     MessageType,
     Permission,
+    PermissionOverwrite,
 )
 from .validation import ApiError, DiscordRejected
 
@@ -78,6 +79,7 @@ __all__ = [
     "MessageSnapshot",
     "MessageType",
     "Permission",
+    "PermissionOverwrite",
     "RateLimitRule",
     "wait_until",
 ]

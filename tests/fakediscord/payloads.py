@@ -105,7 +105,7 @@ def channel_payload(
             "topic": channel.topic,
             "nsfw": channel.nsfw,
             "parent_id": None,
-            "permission_overwrites": [],
+            "permission_overwrites": [o.to_payload() for o in channel.permission_overwrites],
             "last_message_id": None,
             "rate_limit_per_user": 0,
             "flags": 0,
@@ -174,6 +174,7 @@ def ready_payload(
     resume_gateway_url: str,
     guild_ids: list[str],
     shard: list[int],
+    application_id: str,
 ) -> JSON:
     return {
         "v": API_VERSION,
@@ -183,7 +184,7 @@ def ready_payload(
         "session_type": "normal",
         "resume_gateway_url": resume_gateway_url,
         "shard": shard,
-        "application": {"id": bot_user.id, "flags": 0},
+        "application": {"id": application_id, "flags": 0},
         "private_channels": [],
         "relationships": [],
         "presences": [],
@@ -194,9 +195,9 @@ def ready_payload(
     }
 
 
-def application_payload(*, bot_user: FakeUser, owner: FakeUser) -> JSON:
+def application_payload(*, application_id: str, bot_user: FakeUser, owner: FakeUser) -> JSON:
     return {
-        "id": bot_user.id,
+        "id": application_id,
         "name": bot_user.name,
         "icon": None,
         "description": "Fake application",

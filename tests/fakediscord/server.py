@@ -48,6 +48,7 @@ from .state import (
     MessageSnapshot,
     MessageType,
     Permission,
+    PermissionOverwrite,
     SnowflakeGenerator,
     iter_components,
     utc_iso,
@@ -211,6 +212,9 @@ class FakeDiscord:
     - ``compress``: answer ``compress=zlib-stream`` with binary zlib frames (default: text frames).
     - ``privileged_intents``: privileged intents allowed "in the portal" (others: close 4014);
       without MESSAGE_CONTENT, REST also blanks other users' message content.
+    - ``application_id``: the application's id (default: the bot user's id, as for most bots; real
+      Discord does not guarantee they are equal). Used by /oauth2/applications/@me, command routes,
+      interaction payloads and the interaction webhook routes ``/webhooks/{application_id}/{token}``.
     """
 
     def __init__(
@@ -227,6 +231,7 @@ class FakeDiscord:
         bot_name: str = "Imagine Bot",
         guild_name: str = "Test Server",
         host: str = "127.0.0.1",
+        application_id: str | None = None,
     ) -> None:
         self.token = token
         self.token_ttl = token_ttl
@@ -248,6 +253,8 @@ class FakeDiscord:
         # World ---------------------------------------------------------------------------------
         self.users: dict[str, FakeUser] = {}
         self.bot_user = self._new_user(bot_name, bot=True)
+        #: The application (discord.py's ``client.application_id``); may differ from the bot user's id.
+        self.application_id = str(application_id) if application_id is not None else self.bot_user.id
         self.owner = self._new_user("owner")
         self.admin = self._new_user("admin")
         self.moderator = self._new_user("moderator")
@@ -383,17 +390,58 @@ class FakeDiscord:
         return self.guild.members[_as_id(user)]
 
     def permissions_of(self, user: FakeUser | str, channel: FakeChannel | None = None) -> int:
-        """A user's permissions (the bot's are ``bot_permissions``)."""
+        """A user's permissions, in ``channel`` after its permission overwrites when one is given.
+
+        The bot's guild-level base is ``bot_permissions`` (its managed role) plus any other role given
+        to its member; @everyone's and its roles' channel overwrites then apply as for anyone.
+        """
         user_id = _as_id(user)
         if channel is not None and channel.is_dm:
             return _DM_PERMISSIONS
+        guild = self.guild_by_id(channel.guild_id) if channel is not None else self.guild
+        guild = guild or self.guild
         if user_id == self.bot_user.id:
-            return self.bot_permissions
-        return self.guild.member_permissions(user_id)
+            base = self.bot_permissions
+            member = guild.members.get(user_id)
+            for role_id in member.roles if member is not None else []:
+                role = guild.roles.get(role_id)
+                if role is not None and role is not self.bot_role and role.id != guild.id:
+                    base |= role.permissions
+            if base & Permission.ADMINISTRATOR:
+                base = ALL_PERMISSIONS
+        else:
+            base = guild.member_permissions(user_id)
+        if channel is None:
+            return base
+        return guild.apply_overwrites(base, user_id, channel)
+
+    def bot_can_view(self, channel: FakeChannel | str | None) -> bool:
+        """Whether the bot has VIEW_CHANNEL in a guild channel (DMs: always). Discord only sends a bot
+        the message and reaction events of channels it can see."""
+        found = channel if isinstance(channel, FakeChannel) else self.channel_by_id(str(channel))
+        if found is None or found.is_dm:
+            return True
+        return bool(self.permissions_of(self.bot_user, found) & Permission.VIEW_CHANNEL)
+
+    async def set_permission_overwrite(
+        self, channel: FakeChannel, target: FakeRole | FakeUser, *, allow: int = 0, deny: int = 0
+    ) -> None:
+        """Set (or with allow=deny=0 remove) ``target``'s overwrite on ``channel`` and tell the bot
+        (CHANNEL_UPDATE)."""
+        kind = 0 if isinstance(target, FakeRole) else 1
+        kept = [o for o in channel.permission_overwrites if (o.type, o.id) != (kind, target.id)]
+        if allow or deny:
+            kept.append(PermissionOverwrite(id=target.id, type=kind, allow=int(allow), deny=int(deny)))
+        channel.permission_overwrites = kept
+        self._changed()
+        await self.dispatch(
+            "CHANNEL_UPDATE", P.channel_payload(channel), guild_id=channel.guild_id, intent=int(Intent.GUILDS)
+        )
 
     @property
     def bot_permissions(self) -> int:
-        """The bot's guild permissions (its managed role plus @everyone; ADMINISTRATOR implies all)."""
+        """The bot's guild permissions (its managed role; ADMINISTRATOR implies all). Setting it sets the
+        role's permissions. Channel overwrites apply on top (``permissions_of(bot_user, channel)``)."""
         perms = self.bot_role.permissions
         if perms & Permission.ADMINISTRATOR:
             return ALL_PERMISSIONS
@@ -782,7 +830,9 @@ class FakeDiscord:
         return _json_response(P.user_payload(user))
 
     async def _get_application(self, request: web.Request) -> web.StreamResponse:
-        return _json_response(P.application_payload(bot_user=self.bot_user, owner=self.owner))
+        return _json_response(
+            P.application_payload(application_id=self.application_id, bot_user=self.bot_user, owner=self.owner)
+        )
 
     async def _get_gateway(self, request: web.Request) -> web.StreamResponse:
         return _json_response({"url": self.gateway_url.rstrip("/")})
@@ -834,7 +884,7 @@ class FakeDiscord:
     # ============================================================================== commands
 
     def _check_application(self, request: web.Request) -> None:
-        if request.match_info["application_id"] != self.bot_user.id:
+        if request.match_info["application_id"] != self.application_id:
             raise missing_access()
 
     def _command_scope(self, request: web.Request) -> str | None:
@@ -856,7 +906,7 @@ class FakeDiscord:
             old = by_key.get(key)
             command_id = old["id"] if old else self.snowflake()
             echo = P.command_echo(
-                definition, command_id=command_id, application_id=self.bot_user.id, version="0", guild_id=scope
+                definition, command_id=command_id, application_id=self.application_id, version="0", guild_id=scope
             )
             if old is not None and {**old, "version": "0"} == echo:
                 echo["version"] = old["version"]
@@ -1059,7 +1109,7 @@ class FakeDiscord:
             interaction_id=interaction.id if interaction else None,
             interaction_token=interaction.token if interaction else None,
             is_original=is_original,
-            webhook_id=self.bot_user.id if interaction is not None else None,
+            webhook_id=self.application_id if interaction is not None else None,
             message_reference=reference,
             tts=bool(body.get("tts", False)),
             poll=body.get("poll") if isinstance(body.get("poll"), dict) else None,
@@ -1123,7 +1173,7 @@ class FakeDiscord:
         data: JSON = {"id": message.id, "channel_id": message.channel_id}
         if message.guild_id is not None:
             data["guild_id"] = message.guild_id
-        await self.dispatch("MESSAGE_DELETE", data, guild_id=message.guild_id, intent=self._message_intent(message))
+        await self._dispatch_in_channel("MESSAGE_DELETE", data, message, intent=self._message_intent(message))
 
     # ============================================================================== payloads
 
@@ -1219,9 +1269,7 @@ class FakeDiscord:
         def variant(session: GatewaySession) -> JSON:
             return full if session.intents & Intent.MESSAGE_CONTENT or not hidden else blank
 
-        await self.gateway.dispatch(
-            event, full, guild_id=message.guild_id, intent=self._message_intent(message), variant=variant
-        )
+        await self._dispatch_in_channel(event, full, message, intent=self._message_intent(message), variant=variant)
 
     def _ready_payload(self, session_id: str, guild_ids: list[str], shard: tuple[int, int]) -> JSON:
         return P.ready_payload(
@@ -1230,6 +1278,7 @@ class FakeDiscord:
             resume_gateway_url=self.gateway_url,
             guild_ids=guild_ids,
             shard=list(shard),
+            application_id=self.application_id,
         )
 
     def _guild_create_payload(self, guild: FakeGuild, intents: int) -> JSON:
@@ -1239,6 +1288,20 @@ class FakeDiscord:
             payload["members"] = [P.member_payload(guild.members[self.bot_user.id])]
         return payload
 
+    async def _dispatch_in_channel(
+        self,
+        event: str,
+        data: JSON,
+        message: FakeMessage,
+        *,
+        intent: int,
+        variant: Callable[[GatewaySession], JSON] | None = None,
+    ) -> int:
+        """Message and reaction events: not sent for a guild channel the bot cannot VIEW_CHANNEL."""
+        if not self.bot_can_view(message.channel_id):
+            return 0
+        return await self.gateway.dispatch(event, data, guild_id=message.guild_id, intent=intent, variant=variant)
+
     async def dispatch(self, event: str, data: JSON, *, guild_id: str | None = None, intent: int | None = None) -> int:
         """Send any dispatch event to the connected sessions; returns how many received it."""
         return await self.gateway.dispatch(event, data, guild_id=guild_id, intent=intent)
@@ -1246,7 +1309,7 @@ class FakeDiscord:
     # ============================================================================== interaction REST
 
     def _interaction_for_token(self, request: web.Request) -> FakeInteraction:
-        if request.match_info["application_id"] != self.bot_user.id:
+        if request.match_info["application_id"] != self.application_id:
             raise ApiError(404, 10015, "Unknown Webhook")
         interaction = self._interactions_by_token.get(request.match_info["token"])
         if interaction is None or self.clock() - interaction.created_at >= self.token_ttl:
@@ -1376,6 +1439,10 @@ class FakeDiscord:
         body: Body = request[BODY_KEY]
         data = body.obj()
         original = interaction.original()
+        if original is not None and original.deleted and original.loading and not original.ephemeral:
+            # A public "thinking" message deleted while still loading (edits clear LOADING, a delete
+            # keeps the flags): Discord answers every later follow-up with Unknown Message.
+            raise unknown_message()
         if original is not None and original.loading and not original.deleted:
             # The first follow-up after a "thinking" defer replaces the loading message.
             message = await self._edit_message(original, {"content": "", **data}, body.files, via="webhook")
@@ -1543,8 +1610,8 @@ class FakeDiscord:
         if message.reactions.pop(key, None):
             self._changed()
             data = self._reaction_base(message, key)
-            await self.dispatch(
-                "MESSAGE_REACTION_REMOVE_EMOJI", data, guild_id=message.guild_id, intent=self._reaction_intent(message)
+            await self._dispatch_in_channel(
+                "MESSAGE_REACTION_REMOVE_EMOJI", data, message, intent=self._reaction_intent(message)
             )
         return web.Response(status=204)
 
@@ -1557,8 +1624,8 @@ class FakeDiscord:
             data: JSON = {"channel_id": message.channel_id, "message_id": message.id}
             if message.guild_id is not None:
                 data["guild_id"] = message.guild_id
-            await self.dispatch(
-                "MESSAGE_REACTION_REMOVE_ALL", data, guild_id=message.guild_id, intent=self._reaction_intent(message)
+            await self._dispatch_in_channel(
+                "MESSAGE_REACTION_REMOVE_ALL", data, message, intent=self._reaction_intent(message)
             )
         return web.Response(status=204)
 
@@ -1596,9 +1663,7 @@ class FakeDiscord:
         guild = self.guild_by_id(message.guild_id)
         if guild is not None and user.id in guild.members:
             data["member"] = P.member_payload(guild.members[user.id])
-        await self.dispatch(
-            "MESSAGE_REACTION_ADD", data, guild_id=message.guild_id, intent=self._reaction_intent(message)
-        )
+        await self._dispatch_in_channel("MESSAGE_REACTION_ADD", data, message, intent=self._reaction_intent(message))
         return True
 
     async def _remove_reaction(self, message: FakeMessage, key: str, user: FakeUser) -> bool:
@@ -1611,9 +1676,7 @@ class FakeDiscord:
         self._changed()
         data = self._reaction_base(message, key)
         data.update({"user_id": user.id, "burst": False, "type": 0})
-        await self.dispatch(
-            "MESSAGE_REACTION_REMOVE", data, guild_id=message.guild_id, intent=self._reaction_intent(message)
-        )
+        await self._dispatch_in_channel("MESSAGE_REACTION_REMOVE", data, message, intent=self._reaction_intent(message))
         return True
 
     def _message(self, message: FakeMessage | str) -> FakeMessage:
@@ -1691,7 +1754,7 @@ class FakeDiscord:
         token = self._new_token(interaction_id)
         payload: JSON = {
             "id": interaction_id,
-            "application_id": self.bot_user.id,
+            "application_id": self.application_id,
             "type": itype,
             "token": token,
             "version": 1,

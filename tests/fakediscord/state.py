@@ -223,6 +223,19 @@ class FakeRole:
 
 
 @dataclass(eq=False)
+class PermissionOverwrite:
+    """A channel permission overwrite: ``type`` 0 = role (the @everyone role's id is the guild's), 1 = member."""
+
+    id: str
+    type: int
+    allow: int = 0
+    deny: int = 0
+
+    def to_payload(self) -> JSON:
+        return {"id": self.id, "type": self.type, "allow": str(self.allow), "deny": str(self.deny)}
+
+
+@dataclass(eq=False)
 class FakeChannel:
     id: str
     name: str
@@ -232,6 +245,7 @@ class FakeChannel:
     topic: str | None = None
     nsfw: bool = False
     recipient_id: str | None = None  # DM channels
+    permission_overwrites: list[PermissionOverwrite] = field(default_factory=list)
 
     @property
     def is_dm(self) -> bool:
@@ -278,6 +292,29 @@ class FakeGuild:
             if channel.name == name:
                 return channel
         raise KeyError(name)
+
+    def apply_overwrites(self, base: int, user_id: str, channel: FakeChannel) -> int:
+        """Discord's channel step: @everyone overwrite, then the member's roles' (deny, then allow),
+        then the member's own overwrite. ADMINISTRATOR (and ownership) bypass overwrites."""
+        if base & Permission.ADMINISTRATOR or not channel.permission_overwrites:
+            return base
+        overwrites = {(o.type, o.id): o for o in channel.permission_overwrites}
+        perms = base
+        everyone = overwrites.get((0, self.id))
+        if everyone is not None:
+            perms = (perms & ~everyone.deny) | everyone.allow
+        member = self.members.get(user_id)
+        allow = deny = 0
+        for role_id in member.roles if member is not None else []:
+            overwrite = overwrites.get((0, role_id))
+            if overwrite is not None:
+                allow |= overwrite.allow
+                deny |= overwrite.deny
+        perms = (perms & ~deny) | allow
+        own = overwrites.get((1, user_id))
+        if own is not None:
+            perms = (perms & ~own.deny) | own.allow
+        return perms
 
     def member_permissions(self, user_id: str) -> int:
         """Guild-level permissions of a member from its roles (owner and ADMINISTRATOR imply all)."""

@@ -428,35 +428,185 @@ def validate_message_body(body: JSON, *, file_count: int) -> FormErrors:
     return errors
 
 
+_MODAL_TOP_LEVEL = {1, 10, 18}  # action row (legacy, text inputs only), text display, label
+_LABEL_CHILDREN = {3, 4, 5, 6, 7, 8, 19, 21, 22, 23}
+_SELECT_TYPES = {3, 5, 6, 7, 8}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class _ModalChecker:
+    """Walks a modal (callback type 9) and records what Discord answers 400/50035 for.
+
+    Limits from the docs (components/reference) and the OpenAPI spec's ``*ForModalRequest`` schemas:
+    title 1-45; 1-5 top-level components; Label label 1-45 and description <= 100; text input
+    min_length 0-4000, max_length 1-4000, value <= 4000, placeholder <= 100, label 1-45 if given;
+    selects: placeholder <= 150, min_values 0-25, max_values 1-25, min <= max, and for string selects
+    1-25 options (label/value 1-100, description <= 100) with max_values <= the number of options;
+    "disabled": true is an error in a modal (discord.py sends false, which is accepted); file upload
+    min_values 0-10, max_values 1-10; custom_id 1-100 and unique in the modal. Error codes follow
+    Discord's style; the exact strings are not all documented.
+    """
+
+    def __init__(self) -> None:
+        self.errors = FormErrors()
+        self.custom_ids: set[str] = set()
+
+    def text(self, path: list[str | int], value: Any, low: int, high: int, *, optional: bool) -> None:
+        if value is None and optional:
+            return
+        if not isinstance(value, str):
+            self.errors.add(path, "BASE_TYPE_STRING", "Must be a string.")
+        elif not low <= len(value) <= high:
+            if low == 0:
+                self.errors.add(path, "BASE_TYPE_MAX_LENGTH", f"Must be {high} or fewer in length.")
+            else:
+                self.errors.add(path, "BASE_TYPE_BAD_LENGTH", f"Must be between {low} and {high} in length.")
+
+    def number(self, path: list[str | int], value: Any, low: int, high: int) -> int | None:
+        if value is None:
+            return None
+        if not _is_int(value):
+            self.errors.add(path, "NUMBER_TYPE_COERCE", f"Value {value!r} is not int.")
+            return None
+        if value < low:
+            self.errors.add(path, "NUMBER_TYPE_MIN", f"Int value should be greater than or equal to {low}.")
+            return None
+        if value > high:
+            self.errors.add(path, "NUMBER_TYPE_MAX", f"Int value should be less than or equal to {high}.")
+            return None
+        return int(value)
+
+    def custom_id(self, path: list[str | int], component: JSON) -> None:
+        custom_id = component.get("custom_id")
+        self.text([*path, "custom_id"], custom_id, 1, 100, optional=False)
+        if isinstance(custom_id, str):
+            if custom_id in self.custom_ids:
+                self.errors.add(
+                    [*path, "custom_id"], "COMPONENT_CUSTOM_ID_DUPLICATED", "Component custom id cannot be duplicated"
+                )
+            self.custom_ids.add(custom_id)
+
+    def top_level(self, path: list[str | int], component: Any) -> None:
+        if not isinstance(component, dict):
+            self.errors.add(path, "DICT_TYPE_CONVERT", "Only dictionaries may be used in a DictType")
+            return
+        ctype = component.get("type")
+        if ctype not in _MODAL_TOP_LEVEL:
+            self.errors.add(
+                [*path, "type"],
+                "UNION_TYPE_CHOICES",
+                f'Value of field "type" must be one of {sorted(_MODAL_TOP_LEVEL)}.',
+            )
+            return
+        if ctype == 10:
+            self.text([*path, "content"], component.get("content"), 1, 4000, optional=False)
+        elif ctype == 18:
+            self.text([*path, "label"], component.get("label"), 1, 45, optional=False)
+            self.text([*path, "description"], component.get("description"), 0, 100, optional=True)
+            child = component.get("component")
+            if not isinstance(child, dict) or child.get("type") not in _LABEL_CHILDREN:
+                self.errors.add([*path, "component"], "UNION_TYPE_CHOICES", "A label needs one input component.")
+            else:
+                self.input([*path, "component"], child)
+        else:  # action row: text inputs only
+            children = component.get("components")
+            if not isinstance(children, list) or not 1 <= len(children) <= 5:
+                self.errors.add([*path, "components"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5 in length.")
+                return
+            for index, child in enumerate(children):
+                if not isinstance(child, dict) or child.get("type") != 4:
+                    self.errors.add([*path, "components", index], "UNION_TYPE_CHOICES", "Only text inputs here.")
+                else:
+                    self.input([*path, "components", index], child)
+
+    def input(self, path: list[str | int], component: JSON) -> None:
+        ctype = component.get("type")
+        self.custom_id(path, component)
+        if ctype == 4:
+            if component.get("style") not in (1, 2):
+                self.errors.add([*path, "style"], "BASE_TYPE_CHOICES", "Value must be one of (1, 2).")
+            self.text([*path, "label"], component.get("label"), 1, 45, optional=True)
+            self.number([*path, "min_length"], component.get("min_length"), 0, 4000)
+            self.number([*path, "max_length"], component.get("max_length"), 1, 4000)
+            self.text([*path, "value"], component.get("value"), 0, 4000, optional=True)
+            self.text([*path, "placeholder"], component.get("placeholder"), 0, 100, optional=True)
+        elif ctype in _SELECT_TYPES:
+            self.select(path, component)
+        elif ctype == 19:
+            self.counts(path, component, 10, default_high=1)
+        elif ctype == 22:
+            high = self.counts(path, component, 10, default_high=None)
+            self.options(path, component, 1, 10, high)
+        elif ctype == 21:
+            self.options(path, component, 2, 10, None)
+
+    def counts(self, path: list[str | int], component: JSON, limit: int, *, default_high: int | None) -> int | None:
+        """min_values 0..limit, max_values 1..limit, min <= max (absent: min 1, max ``default_high``).
+
+        Returns the effective max_values (None when unknown or invalid)."""
+        raw_low, raw_high = component.get("min_values"), component.get("max_values")
+        low = self.number([*path, "min_values"], raw_low, 0, limit)
+        high = self.number([*path, "max_values"], raw_high, 1, limit)
+        if (raw_low is not None and low is None) or (raw_high is not None and high is None):
+            return None
+        low = 1 if raw_low is None else low
+        high = default_high if raw_high is None else high
+        if low is not None and high is not None and low > high:
+            self.errors.add(
+                [*path, "min_values"], "SELECT_COMPONENT_MIN_VALUES_TOO_LARGE", "min_values exceeds max_values."
+            )
+        return high
+
+    def select(self, path: list[str | int], component: JSON) -> None:
+        disabled = component.get("disabled")
+        if disabled is not None and disabled is not False:
+            self.errors.add(
+                [*path, "disabled"], "COMPONENT_DISABLED_IN_MODAL", "Selects in a modal cannot be disabled."
+            )
+        self.text([*path, "placeholder"], component.get("placeholder"), 0, 150, optional=True)
+        high = self.counts(path, component, 25, default_high=1)
+        if component.get("type") == 3:
+            self.options(path, component, 1, 25, high)
+
+    def options(self, path: list[str | int], component: JSON, low: int, high: int, max_values: int | None) -> None:
+        options = component.get("options")
+        if not isinstance(options, list) or not low <= len(options) <= high:
+            self.errors.add([*path, "options"], "BASE_TYPE_BAD_LENGTH", f"Must be between {low} and {high} in length.")
+            return
+        for index, option in enumerate(options):
+            opath: list[str | int] = [*path, "options", index]
+            if not isinstance(option, dict):
+                self.errors.add(opath, "DICT_TYPE_CONVERT", "Only dictionaries may be used in a DictType")
+                continue
+            self.text([*opath, "label"], option.get("label"), 1, 100, optional=False)
+            self.text([*opath, "value"], option.get("value"), 1, 100, optional=False)
+            self.text([*opath, "description"], option.get("description"), 0, 100, optional=True)
+        if max_values is not None and max_values > len(options):
+            self.errors.add(
+                [*path, "max_values"],
+                "SELECT_COMPONENT_MAX_VALUES_TOO_LARGE",
+                f"max_values must be at most the number of options ({len(options)}).",
+            )
+
+
 def validate_modal(data: Any) -> FormErrors:
-    errors = FormErrors()
+    """What Discord answers 400 code 50035 for in a MODAL callback's ``data`` (see ``_ModalChecker``)."""
+    checker = _ModalChecker()
+    errors = checker.errors
     if not isinstance(data, dict):
         errors.add(["data"], "DICT_TYPE_CONVERT", "Must be an object.")
         return errors
-    title = data.get("title")
-    if not isinstance(title, str) or not 1 <= len(title) <= 45:
-        errors.add(["data", "title"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 45 in length.")
-    custom_id = data.get("custom_id")
-    if not isinstance(custom_id, str) or not 1 <= len(custom_id) <= 100:
-        errors.add(["data", "custom_id"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+    checker.text(["data", "title"], data.get("title"), 1, 45, optional=False)
+    checker.text(["data", "custom_id"], data.get("custom_id"), 1, 100, optional=False)
     components = data.get("components")
     if not isinstance(components, list) or not 1 <= len(components) <= 5:
         errors.add(["data", "components"], "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 5 in length.")
         return errors
-    for component in iter_components(components):
-        ctype = component.get("type")
-        if ctype == 4:
-            for key, low, high in (("min_length", 0, 4000), ("max_length", 1, 4000)):
-                value = component.get(key)
-                if value is not None and not low <= value <= high:
-                    errors.add(["data", "components"], "NUMBER_TYPE_MAX", f"{key} out of range")
-            if len(str(component.get("value") or "")) > 4000:
-                errors.add(["data", "components"], "BASE_TYPE_MAX_LENGTH", "value must be <= 4000")
-        if ctype == 19:
-            for key in ("min_values", "max_values"):
-                value = component.get(key)
-                if value is not None and not 0 <= value <= 10:
-                    errors.add(["data", "components"], "NUMBER_TYPE_MAX", f"{key} must be 0..10")
+    for index, component in enumerate(components):
+        checker.top_level(["data", "components", index], component)
     return errors
 
 
