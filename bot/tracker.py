@@ -171,20 +171,12 @@ class JobTracker:
         self._notices: dict[int, str] = {}
         self._closed = False
 
-    @property
-    def settings(self) -> TrackerSettings:
-        return self._settings
-
     def attach(self, presenter: JobPresenter) -> None:
         """Connect the side that shows jobs to members (done once, before :meth:`resume`)."""
         self._presenter = presenter
 
     def is_tracking(self, job_id: int) -> bool:
         return job_id in self._tasks
-
-    @property
-    def active_count(self) -> int:
-        return len(self._tasks)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -209,11 +201,6 @@ class JobTracker:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def wait_idle(self) -> None:
-        """Wait until no job is being followed (wrap it in ``asyncio.timeout``)."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
     def _spawn(self, job_id: int, coro: Coroutine[Any, Any, None]) -> None:
         if self._closed:
