@@ -6,7 +6,9 @@ their configuration in one go. Secret values never appear in ``repr`` or in erro
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +22,9 @@ SIZE_FIELDS = ("resolution", "image_size")
 DEFAULT_POLL_MIN = 1.0
 DEFAULT_POLL_MAX = 10.0
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
+DEFAULT_METRICS_HOST = "127.0.0.1"
+_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 
 
 class ConfigError(Exception):
@@ -44,6 +49,9 @@ class Settings:
     discord_gateway_url: str | None = None
     dev_guild_id: int | None = None
     log_level: str = "INFO"
+    log_format: str = "text"
+    metrics_port: int | None = None
+    metrics_host: str = DEFAULT_METRICS_HOST
     size_fields: tuple[str, ...] = SIZE_FIELDS
     default_resolution: str = "1K"
     max_reference_bytes: int = 7_000_000
@@ -96,6 +104,29 @@ def _parse_level(value: str) -> str:
     return level
 
 
+def _parse_log_format(value: str) -> str:
+    fmt = value.strip().lower()
+    if fmt not in LOG_FORMATS:
+        raise ValueError(f"must be one of {', '.join(LOG_FORMATS)}")
+    return fmt
+
+
+def _parse_port(value: str) -> int:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 65535:
+        raise ValueError("must be a port number from 1 to 65535")
+    return int(value)
+
+
+def _parse_host(value: str) -> str:
+    host = value.strip()
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        if _HOSTNAME.fullmatch(host):
+            return host
+    raise ValueError("must be an address to listen on, such as 127.0.0.1, 0.0.0.0 or ::")
+
+
 def _parse_size_fields(value: str) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(part.strip() for part in value.split(",") if part.strip()))
     if not names or any(name not in SIZE_FIELDS for name in names):
@@ -124,6 +155,9 @@ OPTIONAL: tuple[tuple[str, str, object], ...] = (
     ("DISCORD_GATEWAY_URL", "discord_gateway_url", _parse_url),
     ("DEV_GUILD_ID", "dev_guild_id", _parse_snowflake),
     ("LOG_LEVEL", "log_level", _parse_level),
+    ("LOG_FORMAT", "log_format", _parse_log_format),
+    ("METRICS_PORT", "metrics_port", _parse_port),
+    ("METRICS_HOST", "metrics_host", _parse_host),
     ("ODIROUTER_SIZE_FIELDS", "size_fields", _parse_size_fields),
     ("DEFAULT_RESOLUTION", "default_resolution", _parse_tier),
     ("MAX_REFERENCE_BYTES", "max_reference_bytes", _parse_positive_int),
@@ -136,6 +170,14 @@ OPTIONAL: tuple[tuple[str, str, object], ...] = (
     ("QUOTA_4K_WEIGHT", "default_4k_weight", _parse_positive_int),
 )
 REQUIRED = ("DISCORD_TOKEN", "ODIROUTER_API_KEY")
+# The values .env.example ships with for settings that have no usable default. A setting still holding
+# one was copied but never filled in, which is reported like a missing setting.
+PLACEHOLDERS: Mapping[str, str] = {
+    "DISCORD_TOKEN": "your-discord-bot-token",
+    "ODIROUTER_API_KEY": "your-odirouter-api-key",
+}
+# Names in .env.example that are read by Docker Compose (compose.yaml), not by the bot.
+COMPOSE_SETTINGS = ("COMPOSE_PROFILES",)
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -168,6 +210,9 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
     for name in REQUIRED:
         if not merged.get(name, "").strip():
             problems.append(f"{name} is required but not set")
+    for name, placeholder in PLACEHOLDERS.items():
+        if merged.get(name, "").strip() == placeholder:
+            problems.append(f"{name} still holds the example value from .env.example; replace it with your own")
     for name, attr, parser in OPTIONAL:
         raw = merged.get(name, "").strip()
         if not raw:

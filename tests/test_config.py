@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load_settings
+from bot.config import ConfigError, load_settings, read_env_file
 
 REQUIRED = {"DISCORD_TOKEN": "discord-secret-token", "ODIROUTER_API_KEY": "odi-secret-key"}
 
@@ -74,13 +75,86 @@ def test_python_m_bot_without_configuration_exits_2(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
-def test_env_example_lists_every_setting_and_loads() -> None:
-    """.env.example names every variable the bot reads, and as a .env file it configures the bot."""
-    from bot.config import OPTIONAL, REQUIRED
+EXAMPLE = Path(__file__).resolve().parent.parent / ".env.example"
 
-    example = Path(__file__).resolve().parent.parent / ".env.example"
-    text = example.read_text()
+
+def test_env_example_lists_every_setting() -> None:
+    """.env.example names every variable the bot reads (plus the Compose ones), and nothing else."""
+    from bot.config import COMPOSE_SETTINGS, OPTIONAL, REQUIRED
+
+    text = EXAMPLE.read_text()
     names = {line.split("=", 1)[0] for line in text.splitlines() if line and not line.startswith("#")}
-    assert {name for name, _, _ in OPTIONAL} | set(REQUIRED) == names
-    settings = load_settings({}, env_file=example)
-    assert settings.discord_token == "your-discord-bot-token"
+    assert {name for name, _, _ in OPTIONAL} | set(REQUIRED) | set(COMPOSE_SETTINGS) == names
+
+
+def test_env_example_shows_the_defaults(tmp_path: Path) -> None:
+    """Filled in with real secrets, .env.example configures exactly the built-in defaults."""
+    from_example = load_settings(REQUIRED, env_file=EXAMPLE)
+    assert from_example == load_settings(REQUIRED, env_file=tmp_path / "absent.env")
+
+
+def test_env_example_placeholders_are_refused() -> None:
+    """An .env copied from .env.example and never filled in names each placeholder in one error."""
+    from bot.config import PLACEHOLDERS
+
+    example = read_env_file(EXAMPLE)
+    looks_like_placeholder = {
+        name for name, value in example.items() if re.search(r"your|<|>|change.?me|xxx", value, re.IGNORECASE)
+    }
+    assert looks_like_placeholder == set(PLACEHOLDERS)
+    assert {name: example[name] for name in PLACEHOLDERS} == dict(PLACEHOLDERS)
+
+    with pytest.raises(ConfigError) as info:
+        load_settings({}, env_file=EXAMPLE)
+    assert len(info.value.problems) == len(PLACEHOLDERS)
+    for name, value in PLACEHOLDERS.items():
+        assert any(problem.startswith(f"{name} ") for problem in info.value.problems)
+        assert value not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["DISCORD_TOKEN", "ODIROUTER_API_KEY"])
+def test_placeholder_from_the_environment_is_refused(tmp_path: Path, name: str) -> None:
+    from bot.config import PLACEHOLDERS
+
+    env = {**REQUIRED, name: f" {PLACEHOLDERS[name]} "}
+    with pytest.raises(ConfigError) as info:
+        load_settings(env, env_file=tmp_path / "none")
+    assert info.value.problems == [f"{name} still holds the example value from .env.example; replace it with your own"]
+
+
+def test_logging_and_metrics_defaults(tmp_path: Path) -> None:
+    settings = load_settings(REQUIRED, env_file=tmp_path / "none")
+    assert settings.log_format == "text"
+    assert settings.metrics_port is None
+    assert settings.metrics_host == "127.0.0.1"
+
+
+def test_logging_and_metrics_settings(tmp_path: Path) -> None:
+    env = {**REQUIRED, "LOG_FORMAT": "JSON", "METRICS_PORT": "8080", "METRICS_HOST": "0.0.0.0"}
+    settings = load_settings(env, env_file=tmp_path / "none")
+    assert (settings.log_format, settings.metrics_port, settings.metrics_host) == ("json", 8080, "0.0.0.0")
+    for host in ("::", "::1", "localhost", "metrics.internal"):
+        assert load_settings({**REQUIRED, "METRICS_HOST": host}, env_file=tmp_path / "none").metrics_host == host
+    for port in ("1", "65535"):
+        assert load_settings({**REQUIRED, "METRICS_PORT": port}, env_file=tmp_path / "none").metrics_port == int(port)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("METRICS_PORT", "0"),
+        ("METRICS_PORT", "65536"),
+        ("METRICS_PORT", "-1"),
+        ("METRICS_PORT", "http"),
+        ("METRICS_PORT", "80.5"),
+        ("METRICS_HOST", "http://0.0.0.0"),
+        ("METRICS_HOST", "0.0.0.0:8080"),
+        ("METRICS_HOST", "two words"),
+        ("LOG_FORMAT", "xml"),
+    ],
+)
+def test_invalid_logging_and_metrics_settings(tmp_path: Path, name: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({**REQUIRED, name: value}, env_file=tmp_path / "none")
+    assert len(info.value.problems) == 1
+    assert info.value.problems[0].startswith(f"{name} must ")
