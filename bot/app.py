@@ -20,6 +20,7 @@ from bot.config import Settings
 from bot.queue import QueueClient
 from bot.storage import Store
 from bot.tracker import JobTracker
+from cogs._reply import ReplyPresenter
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,9 @@ class ImagineBot(commands.Bot):
             allowed_installs=app_commands.AppInstallationType(guild=True, user=False),
         )
         self.settings = settings
+        # Shows every job's state in its reply. Never edit one reply more often than the elapsed-time
+        # refresh (and never more than once a second).
+        self.presenter = ReplyPresenter(self, min_edit_gap=min(1.0, settings.status_edit_interval))
         self.store = store
         self.queue = queue
         self.tracker = tracker
@@ -113,6 +117,7 @@ class ImagineBot(commands.Bot):
         self.logged_in = True  # discord.py runs this right after a successful login
         for name in EXTENSIONS:
             await self.load_extension(name)
+        self.tracker.attach(self.presenter)
         # Resume first: unfinished jobs must not wait on (or die with) a command sync.
         await self.tracker.resume()
         if self._sync_commands:
@@ -144,4 +149,5 @@ class ImagineBot(commands.Bot):
     async def close(self) -> None:
         # Stop background work before the resources it uses go away.
         await self.tracker.close()
+        await self.presenter.close()
         await super().close()

@@ -44,6 +44,8 @@ class FailureReason(StrEnum):
     DELIVERY_FAILED = "delivery_failed"
     RESULT_UNAVAILABLE = "result_unavailable"
     LOST_UPSTREAM = "lost_upstream"
+    NO_IMAGE = "no_image"
+    INVALID_REFERENCE = "invalid_reference"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,8 @@ class JobRecord:
     error_type: str | None = None
     error_message: str | None = None
     delivery_attempted_at: float | None = None
+    submit_started_at: float | None = None
+    told_at: float | None = None
 
     @property
     def reference_count(self) -> int:

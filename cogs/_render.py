@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import discord
 
+from bot.events import Cancelled, Delivery, Failure, Progress
 from bot.imaging import FittedImage
 from bot.models import FailureReason, JobRecord, JobState, LimitKind, QuotaRefusal
-from bot.tracker import Cancelled, Delivery, Failure, Progress
 
 CANCEL_EMOJI = "❌"
 PROMPT_PREVIEW = 1000
@@ -23,7 +23,11 @@ FAILURE_TEXT = {
     FailureReason.UPSTREAM_UNAVAILABLE: "The image service is unavailable right now. Please try again later.",
     FailureReason.ACCOUNT_PROBLEM: "The bot can't use the image service right now (a problem with the bot's account). "
     "Its operator can see the details in the bot's logs.",
-    FailureReason.INTERRUPTED: "The bot restarted while sending this request, so it was dropped. Please try again.",
+    FailureReason.INTERRUPTED: "The bot restarted while sending this request and can't tell whether the image "
+    "service got it, so it stopped here rather than risk a second charge. Please try again.",
+    FailureReason.NO_IMAGE: "The image service finished without returning an image. Please try again.",
+    FailureReason.INVALID_REFERENCE: "A reference image could no longer be read after the bot restarted. "
+    "Please try again.",
     FailureReason.SUBMIT_UNCERTAIN: "The image service did not confirm the request, so the bot stopped here. "
     "Please try again.",
     FailureReason.DELIVERY_FAILED: "The image was made but could not be posted here. Please try again.",

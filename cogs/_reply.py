@@ -4,7 +4,13 @@
   at most one every ``min_edit_gap`` seconds, so a busy job never draws a 429.
 - While the interaction token is valid, edits go through it; after it expires (or Discord says it
   is dead, 401/50027), they go through the channel-message endpoint with the bot token.
-- If the reply is gone, the final result is posted as a new message that mentions the requester.
+- A reply whose message id was never stored (the bot stopped between its "thinking…" answer and
+  its first edit) is found through the interaction token (``@original``) while the token lives.
+- If the reply is gone (or never existed), the job's end is posted as a new message that mentions
+  the requester; a job that never had a reply gets one as soon as it shows progress.
+- ``publish`` of a final state raises only when the member could not be told *yet*; when the
+  channel can no longer be reached, there is nobody to tell and it returns (except for an image,
+  which must never count as shown when it was not).
 """
 
 from __future__ import annotations
@@ -17,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
+from bot.events import Cancelled, Delivery, Failure, JobEvent, Progress
 from bot.imaging import fit_image
 from bot.models import JobRecord
-from bot.tracker import Cancelled, Delivery, Failure, JobEvent, Progress
 from cogs import _render
 
 if TYPE_CHECKING:
@@ -86,6 +92,23 @@ class ReplyPresenter:
             self._last_edit.pop(job.id, None)
             self._last_embed.pop(job.id, None)
 
+    async def shows_image(self, job: JobRecord) -> bool:
+        """Whether the job's reply already carries an image (a delivery whose answer was lost)."""
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT):
+                if self._token_alive(job):
+                    assert job.application_id is not None and job.interaction_token is not None
+                    message_id = job.message_id or await self._original_id(job)
+                    hook = discord.Webhook.partial(job.application_id, job.interaction_token, client=self._bot)
+                    message: discord.Message = await hook.fetch_message(message_id)
+                elif job.message_id is not None:
+                    message = await self._bot.get_partial_messageable(job.channel_id).fetch_message(job.message_id)
+                else:
+                    return False
+        except (discord.NotFound, ReplyGoneError):
+            return False
+        return bool(message.attachments)
+
     async def show_now(self, job: JobRecord, progress: Progress) -> None:
         """Replace the "thinking…" state at once (the first edit of a new reply), inside the pacing."""
         async with self._lock(job.id):
@@ -134,6 +157,14 @@ class ReplyPresenter:
             await self._edit(job, embed=embed)
             self._last_embed[job.id] = embed.to_dict()  # type: ignore[assignment]
         except ReplyGoneError:
+            if job.message_id is None:
+                # It never had a reply (the bot stopped before answering): give it one now.
+                try:
+                    await self._post_new(job, embed, None, content=f"<@{job.user_id}>, your image is on its way.")
+                    self._last_embed[job.id] = embed.to_dict()  # type: ignore[assignment]
+                except Exception as exc:
+                    log.warning("job %d: could not post a reply: %s", job.id, exc)
+                return
             self._gone.add(job.id)
             log.info("job %d: its reply was deleted; the result will be posted anew", job.id)
         except ChannelUnreachableError:
@@ -160,9 +191,15 @@ class ReplyPresenter:
                 raise ReplyGoneError
             await self._edit_fitting(job, embed, event, file)
         except ReplyGoneError:
-            if job.message_id is None or not isinstance(event, Delivery | Failure):
-                return  # never had a reply (stopped before it), or a cancel nobody needs pinging for
-            await self._post_new(job, embed, file, image=isinstance(event, Delivery))
+            if not isinstance(event, Delivery | Failure):
+                return  # a cancel nobody needs pinging for
+            what = "here is your image" if isinstance(event, Delivery) else "about your image"
+            await self._post_new(job, embed, file, content=f"<@{job.user_id}>, {what}.")
+            return
+        except ChannelUnreachableError:
+            if isinstance(event, Delivery):
+                raise  # an image that was not shown must not count as delivered
+            log.warning("job %d: the reply's channel can't be reached; the member can't be told", job.id)
             return
         await self._clear_cancel_control(job)
 
@@ -184,6 +221,8 @@ class ReplyPresenter:
             await self._edit(job, embed=embed, file=discord.File(io.BytesIO(smaller.data), filename=smaller.filename))
 
     async def _edit(self, job: JobRecord, *, embed: discord.Embed, file: discord.File | None = None) -> None:
+        if job.message_id is None:  # a reply may have been found or posted since this record was read
+            job = await self._bot.store.get_job(job.id) or job
         try:
             async with asyncio.timeout(CALL_TIMEOUT):
                 await self._edit_once(job, embed=embed, file=file)
@@ -192,23 +231,45 @@ class ReplyPresenter:
                 raise ChannelUnreachableError from exc
             raise
 
-    async def _edit_once(self, job: JobRecord, *, embed: discord.Embed, file: discord.File | None = None) -> None:
-        if job.message_id is None:
-            raise ReplyGoneError
-        attachments = [file] if file is not None else discord.utils.MISSING
-        none = discord.AllowedMentions.none()
-        now = self._bot.clock()
-        token_alive = (
+    def _token_alive(self, job: JobRecord) -> bool:
+        return (
             job.interaction_token is not None
             and job.application_id is not None
             and job.token_expires_at is not None
-            and now < job.token_expires_at - TOKEN_MARGIN
+            and self._bot.clock() < job.token_expires_at - TOKEN_MARGIN
         )
-        if token_alive:
+
+    async def _original_id(self, job: JobRecord) -> int:
+        """The id of the interaction's original response (``@original``), recorded for later edits."""
+        assert job.application_id is not None and job.interaction_token is not None
+        route = discord.http.Route(
+            "GET",
+            "/webhooks/{application_id}/{token}/messages/@original",
+            application_id=job.application_id,
+            token=job.interaction_token,
+        )
+        try:
+            data = await self._bot.http.request(route)
+        except discord.NotFound as exc:  # never answered (10015), or deleted
+            raise ReplyGoneError from exc
+        message_id = int(data["id"])
+        await self._bot.store.set_reply(job.id, message_id=message_id, token_dead=False, now=self._bot.clock())
+        log.info("job %d: found its reply through the interaction token", job.id)
+        return message_id
+
+    async def _edit_once(self, job: JobRecord, *, embed: discord.Embed, file: discord.File | None = None) -> None:
+        attachments = [file] if file is not None else discord.utils.MISSING
+        none = discord.AllowedMentions.none()
+        now = self._bot.clock()
+        if job.message_id is None and not self._token_alive(job):
+            raise ReplyGoneError
+        if self._token_alive(job):
             assert job.application_id is not None and job.interaction_token is not None
             hook = discord.Webhook.partial(job.application_id, job.interaction_token, client=self._bot)
             try:
-                await hook.edit_message(job.message_id, embed=embed, attachments=attachments, allowed_mentions=none)
+                message_id = job.message_id or await self._original_id(job)
+                job = replace(job, message_id=message_id)
+                await hook.edit_message(message_id, embed=embed, attachments=attachments, allowed_mentions=none)
                 return
             except discord.HTTPException as exc:
                 if exc.code == UNKNOWN_MESSAGE:
@@ -219,19 +280,21 @@ class ReplyPresenter:
                 await self._bot.store.set_reply(job.id, message_id=None, token_dead=True, now=now)
                 if file is not None:
                     file.reset()
+        if job.message_id is None:
+            raise ReplyGoneError
         message = self._bot.get_partial_messageable(job.channel_id).get_partial_message(job.message_id)
         try:
             await message.edit(embed=embed, attachments=attachments, allowed_mentions=none)
         except discord.NotFound as exc:
             raise ReplyGoneError from exc
 
-    async def _post_new(self, job: JobRecord, embed: discord.Embed, file: discord.File | None, *, image: bool) -> None:
+    async def _post_new(self, job: JobRecord, embed: discord.Embed, file: discord.File | None, *, content: str) -> None:
+        """Post the job's reply anew in its channel, mentioning (and so notifying) the requester."""
         channel = self._bot.get_partial_messageable(job.channel_id)
         if file is not None:
             file.reset()
-        what = "here is your image" if image else "about your image"
         message = await channel.send(
-            content=f"<@{job.user_id}>, {what} (the original reply was deleted).",
+            content=content,
             embed=embed,
             file=file if file is not None else discord.utils.MISSING,
             allowed_mentions=discord.AllowedMentions(users=[discord.Object(job.user_id)], everyone=False, roles=False),

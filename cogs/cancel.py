@@ -10,8 +10,8 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.events import CancelResult
 from bot.models import JobRecord
-from bot.tracker import CancelResult
 from cogs import _render
 
 if TYPE_CHECKING:

@@ -13,11 +13,10 @@ from discord.ext import commands
 
 from bot import imaging, quota
 from bot.app import UNEXPECTED, tell_privately
+from bot.events import Progress
 from bot.models import JobRecord, JobState, NewJob, QuotaRefusal
 from bot.queue import ASPECT_RATIOS, MAX_PROMPT_CHARS, MAX_REFERENCE_IMAGES, SIZE_TIERS
-from bot.tracker import Progress
 from cogs import _render
-from cogs._reply import ReplyPresenter
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -50,6 +49,7 @@ class Refused(Exception):
     """A request that must not go ahead; the message is shown to the member privately."""
 
 
+RESTARTING = "The bot is restarting right now. Please try again in a minute; nothing was counted."
 # Without these the image cannot reach the channel once the interaction's 15 minutes are over.
 REQUIRED_PERMISSIONS = (("View Channel", "view_channel"), ("Attach Files", "attach_files"))
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".heic", ".heif", ".gif")
@@ -126,8 +126,6 @@ class Imagine(commands.Cog):
 
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
-        # Never edit one reply more often than the elapsed-time refresh (and never more than once a second).
-        self.presenter = ReplyPresenter(bot, min_edit_gap=min(1.0, bot.settings.status_edit_interval))
         self.menu = app_commands.ContextMenu(name="Imagine with these images", callback=self.imagine_from_message)
         self.menu.guild_only = True
 
@@ -137,11 +135,9 @@ class Imagine(commands.Cog):
 
     async def cog_load(self) -> None:
         self.bot.tree.add_command(self.menu)
-        self.bot.tracker.attach(self.presenter)
 
     async def cog_unload(self) -> None:
         self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
-        await self.presenter.close()
 
     @app_commands.command(name="imagine", description="Generate an image with Nano Banana Pro")
     @app_commands.guild_only()
@@ -208,28 +204,35 @@ class Imagine(commands.Cog):
     # -- the flow shared by both commands ----------------------------------------------------
 
     async def start(self, interaction: Interaction, request: ImagineRequest) -> None:
+        tracker = self.bot.tracker
         try:
+            if not tracker.accepting:
+                raise Refused(RESTARTING)
             self._check(interaction, request)
             job = await self._reserve(interaction, request)
         except Refused as refusal:
             await interaction.response.send_message(str(refusal), ephemeral=True)
             return
-        try:
-            job = await self._defer(interaction, job)
-            await self._verify_references(request)
-        except Refused as refusal:
-            await self.bot.store.finish(
-                job.id, JobState.FAILED, now=self.bot.clock(), refund=True, error_type="refused"
-            )
-            await self._withdraw(interaction, str(refusal))
-            return
-        except Exception:
-            await self.bot.store.finish(job.id, JobState.FAILED, now=self.bot.clock(), refund=True, error_type="error")
-            raise
-        try:
-            await self._show_queued(job)
-        finally:
-            self.bot.tracker.start(job)  # the row exists and its quota is reserved: always follow it
+        # The row exists and its quota is reserved. If the bot stops before tracker.start, the
+        # next start submits the job (its submit never began); until then the sweep leaves it be.
+        with tracker.preparing(job.id):
+            try:
+                job = await self._defer(interaction, job)
+                await self._verify_references(request)
+            except Refused as refusal:
+                await self._drop(job, "refused")
+                await self._withdraw(interaction, str(refusal))
+                return
+            except Exception:
+                await self._drop(job, "error")
+                raise
+            tracker.start(job)
+        await self._show_queued(job)  # cosmetic: the submit does not wait for it
+
+    async def _drop(self, job: JobRecord, why: str) -> None:
+        """End a job that was refused before it was handed to the tracker (the member is told here)."""
+        now = self.bot.clock()
+        await self.bot.store.finish(job.id, JobState.FAILED, now=now, refund=True, error_type=why, told=True)
 
     def _check(self, interaction: Interaction, request: ImagineRequest) -> None:
         if interaction.guild_id is None:
@@ -324,7 +327,7 @@ class Imagine(commands.Cog):
     async def _show_queued(self, job: JobRecord) -> None:
         now = self.bot.clock()
         try:
-            await self.presenter.show_now(job, Progress(JobState.PENDING, None, now, now))
+            await self.bot.presenter.show_now(job, Progress(JobState.PENDING, None, now, now))
             assert job.message_id is not None
             message = self.bot.get_partial_messageable(job.channel_id).get_partial_message(job.message_id)
             await message.add_reaction(_render.CANCEL_EMOJI)

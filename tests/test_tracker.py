@@ -15,17 +15,8 @@ from bot.models import FailureReason, JobRecord, JobState, NewJob
 from bot.queue import QueueClient, RetryPolicy
 from bot.simulator import Fault, Simulator, SimulatorOptions, run_simulator
 from bot.storage.sqlite import SqliteStore
-from bot.tracker import (
-    Cancelled,
-    CancelResult,
-    Delivery,
-    Failure,
-    JobEvent,
-    JobTracker,
-    Progress,
-    TrackerSettings,
-    poll_interval,
-)
+from bot.events import Cancelled, CancelResult, Delivery, Failure, JobEvent, Progress
+from bot.tracker import JobTracker, TrackerSettings, poll_interval
 from tests.fakediscord import wait_until
 
 KEY = "sim-key-for-tracker-tests"
@@ -38,6 +29,13 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[tuple[int, JobEvent]] = []
         self._changed = asyncio.Condition()
+        #: What ``shows_image`` answers: whether a Delivery was shown, unless a test says otherwise.
+        self.image_check: bool | None = None
+
+    async def shows_image(self, job: JobRecord) -> bool:
+        if self.image_check is None:
+            return any(isinstance(e, Delivery) for e in self.of(job.id))
+        return self.image_check
 
     async def publish(self, job: JobRecord, event: JobEvent) -> None:
         async with self._changed:
@@ -260,16 +258,31 @@ async def test_restart_resumes_without_submitting_again(make_rig: Callable[..., 
     await fresh.close()
 
 
-async def test_pending_job_found_at_restart_is_not_submitted(make_rig: Callable[..., object]) -> None:
-    """A job whose submit may have been in flight when the bot died is dropped, not sent twice."""
+async def test_pending_job_whose_submit_never_started_is_submitted_at_restart(
+    make_rig: Callable[..., object],
+) -> None:
+    """The bot stopped after the row was written but before the submit began: nothing reached the
+    upstream, so the job is submitted now (once) and delivered."""
+    rig: Rig = await make_rig(job_duration=0.01)  # type: ignore[misc]
+    job = await rig.new_job()
+    assert await rig.tracker.resume() == 1
+    assert isinstance(await rig.finished(job.id), Delivery)
+    assert len(rig.sim.submits()) == 1
+    stored = await rig.store.get_job(job.id)
+    assert stored is not None and stored.status is JobState.DELIVERED and stored.cost == 1
+
+
+async def test_pending_job_whose_submit_started_is_closed_as_interrupted(make_rig: Callable[..., object]) -> None:
+    """The submit was on the wire when the bot died: it may exist upstream, so it is never sent again."""
     rig: Rig = await make_rig()  # type: ignore[misc]
     job = await rig.new_job()
+    assert await rig.store.begin_submit(job.id, now=2.0) is not None
     assert await rig.tracker.resume() == 1
     event = await rig.finished(job.id)
     assert isinstance(event, Failure) and event.reason is FailureReason.INTERRUPTED
     assert rig.sim.submits() == []
     stored = await rig.store.get_job(job.id)
-    assert stored is not None and stored.cost == 0
+    assert stored is not None and stored.cost == 0 and stored.told_at is not None
 
 
 async def test_uncertain_submit_is_not_retried(make_rig: Callable[..., object]) -> None:
@@ -317,6 +330,10 @@ def test_poll_interval_grows_and_is_bounded() -> None:
 class FailingPresenter(Recorder):
     """Shows everything except the image (e.g. Discord refuses every upload)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.image_check = False
+
     async def publish(self, job: JobRecord, event: JobEvent) -> None:
         await super().publish(job, event)
         if isinstance(event, Delivery):
@@ -358,8 +375,15 @@ async def test_job_finished_during_a_long_downtime_is_still_delivered(make_rig: 
 
 
 async def test_interrupted_delivery_with_the_result_gone_stays_delivered(make_rig: Callable[..., object]) -> None:
-    """A crash after the image was handed to Discord must not turn it into a failure or a refund."""
+    """A crash after the image was handed to Discord (which can't be asked right now) must not turn
+    it into a failure or a refund."""
     rig: Rig = await make_rig()  # type: ignore[misc]
+    rig.recorder.image_check = None
+
+    async def cannot_tell(job: JobRecord) -> bool:
+        raise RuntimeError("Discord is unreachable")
+
+    rig.recorder.shows_image = cannot_tell  # type: ignore[method-assign]
     job = await rig.new_job()
     job = await rig.store.mark_submitted(
         job.id, request_id="mmsu_gone", status_url="", response_url="", cancel_url="", queue_position=0, now=1.0

@@ -39,6 +39,8 @@ class ErrorType(StrEnum):
     CANCELED = "CANCELED"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
     UNKNOWN = "UNKNOWN"
+    # Not the upstream's: a job that "completed" without an image and without saying why.
+    NO_IMAGE = "NO_IMAGE"
 
     @classmethod
     def parse(cls, value: object) -> ErrorType:
@@ -219,13 +221,17 @@ def _image_from(item: Mapping[str, Any]) -> ImageOutput | None:
 def parse_result(data: object, request_id: str) -> QueueResult:
     """Read a result body in either the ``outputs[]`` or the ``images[]`` shape.
 
-    A body that is status-shaped and reports a failure gives a result with ``failure`` set.
+    A body that is status-shaped and reports a failure gives a result with ``failure`` set, and so
+    does one that finished without any image and without an error (``NO_IMAGE``): there is nothing
+    to wait for, so it must end the job rather than be read as a success.
     """
     if not isinstance(data, Mapping):
         raise MalformedResponseError("result answer is not a JSON object", request_id=request_id)
     rid = str(data.get("request_id") or request_id)
     if "outputs" not in data and "images" not in data and ("error_type" in data or "error" in data):
         failure = parse_status({"status": data.get("status", "COMPLETED"), **data}, rid)
+        if failure.state is QueueState.SUCCEEDED:
+            failure = _no_image(rid)
         return QueueResult(rid, (), (), failure=failure)
     images: list[ImageOutput] = []
     texts: list[str] = []
@@ -248,5 +254,9 @@ def parse_result(data: object, request_id: str) -> QueueResult:
         if isinstance(value, str) and value.strip():
             texts.append(value)
     if not images:
-        raise MalformedResponseError("result has no image in it", request_id=rid)
+        return QueueResult(rid, (), tuple(texts), failure=_no_image(rid))
     return QueueResult(rid, tuple(images), tuple(texts))
+
+
+def _no_image(request_id: str) -> QueueStatus:
+    return QueueStatus(request_id, QueueState.FAILED, error="no image returned", error_type=ErrorType.NO_IMAGE)

@@ -33,6 +33,15 @@ class Store(Protocol):
     async def active_jobs(self) -> list[JobRecord]: ...
     async def active_jobs_for_user(self, user_id: int, guild_id: int | None) -> list[JobRecord]: ...
 
+    async def untold_jobs(self, *, since: float) -> list[JobRecord]:
+        """Jobs that failed or were cancelled since ``since`` whose member has not been told yet."""
+        ...
+
+    async def begin_submit(self, job_id: int, *, now: float) -> JobRecord | None:
+        """Mark the submit as started (two-phase submit). ``None`` when the job may not be submitted:
+        it was cancelled, already submitted, or is no longer PENDING."""
+        ...
+
     async def mark_submitted(
         self,
         job_id: int,
@@ -62,7 +71,9 @@ class Store(Protocol):
         """Drop a finished job's interaction token: it is a credential and no longer needed."""
         ...
 
-    async def clear_cancel(self, job_id: int, *, now: float) -> JobRecord: ...
+    async def clear_cancel(self, job_id: int, *, now: float) -> JobRecord:
+        """Forget a cancel request that the upstream refused (only while the job is active)."""
+        ...
 
     async def finish(
         self,
@@ -73,8 +84,14 @@ class Store(Protocol):
         refund: bool,
         error_type: str | None = None,
         error_message: str | None = None,
-    ) -> JobRecord:
-        """Move a job to a terminal state; ``refund`` gives its reserved quota back."""
+        told: bool = False,
+    ) -> JobRecord | None:
+        """Move an active job to a terminal state; ``refund`` gives its reserved quota back, ``told``
+        says the member already knows. Terminal states are final: ``None`` if the job had ended."""
+        ...
+
+    async def mark_told(self, job_id: int, *, now: float) -> None:
+        """The member has been shown the job's terminal state (its interaction token is dropped)."""
         ...
 
     async def set_reply(self, job_id: int, *, message_id: int | None, token_dead: bool, now: float) -> JobRecord:
