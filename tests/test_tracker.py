@@ -11,11 +11,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bot.events import Cancelled, CancelResult, Delivery, Failure, JobEvent, Progress
 from bot.models import FailureReason, JobRecord, JobState, NewJob
 from bot.queue import QueueClient, RetryPolicy
 from bot.simulator import Fault, Simulator, SimulatorOptions, run_simulator
 from bot.storage.sqlite import SqliteStore
-from bot.events import Cancelled, CancelResult, Delivery, Failure, JobEvent, Progress
 from bot.tracker import JobTracker, TrackerSettings, poll_interval
 from tests.fakediscord import wait_until
 
@@ -454,3 +454,224 @@ async def test_an_unexpected_error_ends_the_job_cleanly(make_rig: Callable[..., 
     await wait_until(lambda: not rig.tracker.is_tracking(job.id), 5.0, what="the job's task to end")
     stored = await rig.store.get_job(job.id)
     assert stored is not None and stored.cost == 0 and stored.interaction_token is None
+
+
+# --------------------------------------------------------------------------- recovery and defects
+
+
+async def test_result_with_no_image_and_no_error_fails_cleanly(make_rig: Callable[..., object]) -> None:
+    """COMPLETED, no image, "error": null: a no-image failure, refunded and told; never stuck DELIVERING."""
+    rig: Rig = await make_rig(job_duration=0.01)  # type: ignore[misc]
+    rig.sim.add_fault(Fault(endpoint="result", status=200, body='{"status": "COMPLETED", "error": null}'))
+    job = await rig.new_job()
+    rig.tracker.start(job)
+    event = await rig.finished(job.id)
+    assert isinstance(event, Failure) and event.reason is FailureReason.NO_IMAGE
+    await wait_state(rig, job.id, JobState.FAILED)
+    stored = await rig.store.get_job(job.id)
+    assert stored is not None and stored.cost == 0
+    usage = await rig.store.usage(10, 1, day=stored.quota_day)
+    assert usage.user_active == 0  # no longer counts against max_concurrent
+    assert await rig.tracker.cancel(job.id, user_id=1) is CancelResult.NOT_ACTIVE
+
+
+async def test_cancel_recorded_before_the_submit_stops_it(make_rig: Callable[..., object]) -> None:
+    """A cancel that lands while the job is still being prepared (its references checked): the job is
+    cancelled and never submitted, although the tracker was handed the record read before it."""
+    rig: Rig = await make_rig()  # type: ignore[misc]
+    job = await rig.new_job()
+    with rig.tracker.preparing(job.id):
+        assert await rig.tracker.cancel(job.id, user_id=1) is CancelResult.REQUESTED
+        rig.tracker.start(job)  # the stale record: no cancel in it
+    event = await rig.finished(job.id)
+    assert isinstance(event, Cancelled) and event.stage is JobState.PENDING
+    assert rig.sim.submits() == []
+    stored = await rig.store.get_job(job.id)
+    assert stored is not None and stored.status is JobState.CANCELLED and stored.cost == 0
+
+
+class GatedStore(SqliteStore):
+    """``mark_submitted`` writes, then waits for a ``request_cancel`` before reading its row back."""
+
+    gate: asyncio.Event
+
+    async def mark_submitted(self, job_id: int, **kwargs: object) -> JobRecord:  # type: ignore[override]
+        await super().mark_submitted(job_id, **kwargs)  # type: ignore[arg-type]
+        await self.gate.wait()
+        job = await self.get_job(job_id)
+        assert job is not None
+        return job
+
+    async def request_cancel(self, job_id: int, *, user_id: int, now: float) -> JobRecord | None:
+        recorded = await super().request_cancel(job_id, user_id=user_id, now=now)
+        self.gate.set()
+        return recorded
+
+
+async def test_cancel_and_submit_interleaved_send_one_cancel(make_rig: Callable[..., object], tmp_path: Path) -> None:
+    """The submit's answer is recorded and a member's cancel is recorded in between its write and its
+    read: both sides see a submitted job with a cancel, and still only one cancel goes upstream."""
+    rig: Rig = await make_rig(manual=True)  # type: ignore[misc]
+    store = await GatedStore.open(str(tmp_path / "gated.sqlite3"))
+    store.gate = asyncio.Event()
+    tracker = JobTracker(store, rig.client, settings=FAST)
+    tracker.attach(rig.recorder)
+    rig.store = store
+    try:
+        job = await rig.new_job()
+        tracker.start(job)
+
+        async def submitted() -> bool:
+            row = await store.get_job(job.id)
+            return row is not None and row.request_id is not None
+
+        await wait_until(submitted, 5.0, what="the submit's answer recorded")
+        assert await tracker.cancel(job.id, user_id=1) is CancelResult.REQUESTED
+        event = await rig.finished(job.id)
+        assert isinstance(event, Cancelled)
+        assert len(rig.sim.calls_to("cancel")) == 1
+    finally:
+        await tracker.close()
+        await store.close()
+
+
+async def test_terminal_states_are_final(make_rig: Callable[..., object]) -> None:
+    rig: Rig = await make_rig()  # type: ignore[misc]
+    job = await rig.new_job()
+    ended = await rig.store.finish(job.id, JobState.DELIVERED, now=5.0, refund=False, told=True)
+    assert ended is not None and ended.status is JobState.DELIVERED
+    assert await rig.store.finish(job.id, JobState.FAILED, now=6.0, refund=True, error_type="x") is None
+    assert (await rig.store.clear_cancel(job.id, now=7.0)).status is JobState.DELIVERED
+    assert (await rig.store.mark_delivering(job.id, now=8.0)).status is JobState.DELIVERED
+    stored = await rig.store.get_job(job.id)
+    assert stored is not None and stored.status is JobState.DELIVERED and stored.cost == 1
+    assert stored.error_type is None and stored.finished_at == 5.0
+
+
+class FlakyFinishStore(SqliteStore):
+    """The first two writes of a DELIVERED row fail (a full disk, say)."""
+
+    failures = 2
+
+    async def finish(self, job_id: int, state: JobState, **kwargs: object) -> JobRecord | None:  # type: ignore[override]
+        if state is JobState.DELIVERED and self.failures:
+            self.failures -= 1
+            raise OSError("disk I/O error")
+        return await super().finish(job_id, state, **kwargs)  # type: ignore[arg-type]
+
+
+async def test_a_failed_delivered_write_never_turns_a_shown_image_into_a_failure(
+    make_rig: Callable[..., object], tmp_path: Path
+) -> None:
+    """The image was shown, then recording DELIVERED failed (twice): no failure notice replaces the
+    image, no refund; the task dies, and the sweep adopts the job and finds the image in the reply."""
+    rig: Rig = await make_rig(job_duration=0.01)  # type: ignore[misc]
+    store = await FlakyFinishStore.open(str(tmp_path / "flaky.sqlite3"))
+    tracker = JobTracker(store, rig.client, settings=FAST)
+    tracker.attach(rig.recorder)
+    rig.store = store
+    try:
+        job = await rig.new_job()
+        tracker.start(job)
+        await rig.recorder.wait(lambda: isinstance(rig.recorder.final(job.id), Delivery))
+        await wait_until(lambda: not tracker.is_tracking(job.id), 5.0, what="the job's task to end")
+        stored = await store.get_job(job.id)
+        assert stored is not None and stored.status is JobState.DELIVERING  # no run follows it now
+        assert await tracker.sweep() == 1  # adopted
+        await wait_state(rig, job.id, JobState.DELIVERED)
+        assert [type(e) for e in rig.recorder.of(job.id) if not isinstance(e, Progress)] == [Delivery]
+        assert len(rig.sim.calls_to("result")) == 1  # found in the reply: not fetched or posted again
+        stored = await store.get_job(job.id)
+        assert stored is not None and stored.cost == 1
+    finally:
+        await tracker.close()
+        await store.close()
+
+
+class TimeoutAfterShowing(Recorder):
+    """Discord takes the image, but the call still raises (the answer timed out)."""
+
+    async def publish(self, job: JobRecord, event: JobEvent) -> None:
+        await super().publish(job, event)
+        if isinstance(event, Delivery):
+            raise TimeoutError
+
+
+async def test_a_delivery_accepted_despite_an_error_is_not_posted_again(make_rig: Callable[..., object]) -> None:
+    rig: Rig = await make_rig(job_duration=0.01)  # type: ignore[misc]
+    presenter = TimeoutAfterShowing()
+    rig.tracker.attach(presenter)
+    job = await rig.new_job()
+    rig.tracker.start(job)
+    await wait_state(rig, job.id, JobState.DELIVERED)
+    assert [type(e) for e in presenter.of(job.id) if not isinstance(e, Progress)] == [Delivery]
+    stored = await rig.store.get_job(job.id)
+    assert stored is not None and stored.cost == 1
+
+
+class Unreachable(Recorder):
+    """Discord can't be reached: final states can't be shown (until ``reachable``)."""
+
+    reachable = False
+
+    async def publish(self, job: JobRecord, event: JobEvent) -> None:
+        if not isinstance(event, Progress) and not self.reachable:
+            raise ConnectionError("Discord is unreachable")
+        await super().publish(job, event)
+
+
+async def test_a_member_not_told_of_the_end_is_told_by_the_sweep(make_rig: Callable[..., object]) -> None:
+    rig: Rig = await make_rig(job_duration=0.01)  # type: ignore[misc]
+    presenter = Unreachable()
+    rig.tracker.attach(presenter)
+    rig.sim.fail_next("CONTENT_BLOCKED")
+    job = await rig.new_job()
+    rig.tracker.start(job)
+    await wait_state(rig, job.id, JobState.FAILED)
+    await wait_until(lambda: not rig.tracker.is_tracking(job.id), 5.0, what="the job's task to end")
+    stored = await rig.store.get_job(job.id)
+    assert stored is not None and stored.told_at is None and stored.interaction_token is not None
+    await rig.tracker.sweep()
+    assert presenter.final(job.id) is None  # still unreachable: try again later
+    presenter.reachable = True
+    await rig.tracker.sweep()
+    final = presenter.final(job.id)
+    assert isinstance(final, Failure) and final.reason is FailureReason.CONTENT_BLOCKED
+    stored = await rig.store.get_job(job.id)
+    assert stored is not None and stored.told_at is not None and stored.interaction_token is None
+
+
+async def test_the_sweep_runs_on_the_injected_clock(make_rig: Callable[..., object], tmp_path: Path) -> None:
+    """An active job left without a task is adopted by the periodic sweep; no real waiting."""
+    rig: Rig = await make_rig(job_duration=0.01)  # type: ignore[misc]
+    ticks = asyncio.Queue[float]()
+
+    async def fake_sleep(seconds: float) -> None:
+        await ticks.put(seconds)
+        await asyncio.sleep(0)
+
+    tracker = JobTracker(rig.store, rig.client, settings=FAST, sleep=fake_sleep)
+    tracker.attach(rig.recorder)
+    try:
+        assert await tracker.resume() == 0
+        job = await rig.new_job()  # created behind the tracker's back, as a dead task would leave it
+        await rig.store.begin_submit(job.id, now=1.0)
+        assert FAST.sweep_interval in [await ticks.get() for _ in range(3)]
+        event = await rig.finished(job.id)
+        assert isinstance(event, Failure) and event.reason is FailureReason.INTERRUPTED
+    finally:
+        await tracker.close()
+
+
+async def test_shutdown_lets_a_submit_on_the_wire_be_recorded(make_rig: Callable[..., object]) -> None:
+    """Closing while a submit waits for its answer: the answer is recorded, so the next start follows
+    the job instead of closing it as interrupted."""
+    rig: Rig = await make_rig(manual=True)  # type: ignore[misc]
+    rig.sim.add_fault(Fault(endpoint="submit", delay=0.3, times=1))
+    job = await rig.new_job()
+    rig.tracker.start(job)
+    await rig.sim.wait_for(lambda: bool(rig.sim.calls_to("submit")))
+    await rig.tracker.close()
+    stored = await rig.store.get_job(job.id)
+    assert stored is not None and stored.status is JobState.QUEUED and stored.request_id is not None
+    assert not rig.tracker.accepting
