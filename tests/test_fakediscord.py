@@ -94,6 +94,8 @@ class MiniBot(commands.Bot):
         self.errors: list[BaseException] = []
         self.results: dict[str, Any] = {}
         self.release = asyncio.Event()
+        self.disconnects = 0
+        self.resumes = 0
 
     async def setup_hook(self) -> None:
         add_commands(self)
@@ -102,6 +104,12 @@ class MiniBot(commands.Bot):
 
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
         self.reactions.append(payload)
+
+    async def on_disconnect(self) -> None:
+        self.disconnects += 1
+
+    async def on_resumed(self) -> None:
+        self.resumes += 1
 
 
 def add_commands(bot: MiniBot) -> None:
@@ -184,6 +192,10 @@ def add_commands(bot: MiniBot) -> None:
     async def later(interaction: discord.Interaction, private: bool = False) -> None:
         await interaction.response.defer(ephemeral=private)
         bot.results.setdefault("later", []).append(interaction)
+
+    @bot.tree.command(name="noreply", description="Leave the interaction unanswered (the test answers it)")
+    async def noreply(interaction: discord.Interaction) -> None:
+        bot.results.setdefault("noreply", []).append(interaction)
 
     @bot.tree.command(name="badform", description="Send a modal Discord refuses")
     async def badform(interaction: discord.Interaction, problem: Literal["title", "disabled", "duplicate"]) -> None:
@@ -292,6 +304,7 @@ async def test_bot_logs_in_syncs_and_gets_ready(fake: FakeDiscord, bot: MiniBot)
         "follow",
         "pick",
         "later",
+        "noreply",
         "badform",
     }
     guild_commands = await fake.wait_synced(fake.guild.id)
@@ -930,3 +943,319 @@ async def test_bot_modal_refused_with_50035(fake: FakeDiscord, bot: MiniBot) -> 
         for key in path:
             node = node[key]
         assert node["_errors"]
+
+
+# ================================================================================== tests: faults
+
+
+async def unanswered_interaction(
+    fake: FakeDiscord, bot: MiniBot, **kwargs: Any
+) -> tuple[FakeInteraction, discord.Interaction]:
+    """Run /noreply (the bot does not answer) and hand back both ends; the test answers it."""
+    count = len(bot.results.get("noreply", []))
+    inv = await fake.invoke("noreply", fake.alice, **kwargs)
+    await wait_until(lambda: len(bot.results.get("noreply", [])) > count, what="the bot to receive /noreply")
+    return inv, bot.results["noreply"][count]
+
+
+async def test_injected_server_errors_and_discord_py_retries(fake: FakeDiscord, bot: MiniBot) -> None:
+    inv, interaction = await later_interaction(fake, bot)
+    # a 500 on the interaction webhook: discord.py sleeps 1 s and retries, and the retry succeeds
+    rule = fake.inject_fault("PATCH", r"^/webhooks/.*/messages/@original$")
+    assert (rule.status, rule.times, rule.hits) == (500, 1, 0)
+    await interaction.edit_original_response(content="after one retry")
+    assert rule.hits == 1 and not rule.active
+    edits = [r for r in fake.requests if r.method == "PATCH" and r.path.endswith("/messages/@original")]
+    assert [(r.status, r.fault) for r in edits] == [(500, "error"), (200, None)]
+    assert edits[0].response == {"message": "500: Internal Server Error", "code": 0}
+    assert edits[0].auth == "none" and edits[0].json == {"content": "after one retry", "tts": False}
+    assert original(inv).contents == ["", "after one retry"]
+    # a 503 on a bot-token route is not retried by discord.py: DiscordServerError at once
+    channel = bot.get_channel(int(fake.channel.id))
+    assert isinstance(channel, discord.TextChannel)
+    start = len(fake.requests)
+    fake.inject_fault("POST", rf"^/channels/{fake.channel.id}/messages$", status=503, code=0)
+    with pytest.raises(discord.DiscordServerError) as down:
+        await channel.send("lost")
+    assert down.value.status == 503
+    assert [(r.path, r.status) for r in fake.requests[start:]] == [(f"/channels/{fake.channel.id}/messages", 503)]
+    await channel.send("delivered")
+    assert [m.content for m in fake.find_messages(channel=fake.channel, author=fake.bot_user)][-1] == "delivered"
+    # any status and code, on every request until cleared (times=None); the method may be any
+    unknown = fake.inject_fault(None, r"^/users/\d+$", status=404, code=10013, times=None, message="Unknown User")
+    for _ in range(2):
+        with pytest.raises(discord.NotFound) as missing:
+            await bot.fetch_user(int(fake.bob.id))
+        assert missing.value.code == 10013 and missing.value.text == "Unknown User"
+    assert unknown.hits == 2 and unknown.active
+    fake.clear_faults()
+    assert fake.faults == [] and (await bot.fetch_user(int(fake.bob.id))).name == "bob"
+
+
+async def test_injected_delay_looks_like_a_timeout_but_the_write_lands(fake: FakeDiscord, bot: MiniBot) -> None:
+    inv, interaction = await later_interaction(fake, bot)
+    rule = fake.inject_fault("PATCH", r"^/webhooks/.*/messages/@original$", delay=60)
+    assert rule.status is None
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(interaction.edit_original_response(content="slow edit"), 0.2)
+    assert rule.held == 1 and original(inv).contents == [""]
+    rule.release()
+    await fake.wait_until(lambda: original(inv).content == "slow edit", what="the held edit to land")
+    held = await fake.wait_for_request("PATCH", r"/messages/@original$")
+    assert (held.status, held.fault) == (200, "delay")
+    # times=1: the next edit is not held
+    await interaction.edit_original_response(content="quick edit")
+    assert original(inv).contents == ["", "slow edit", "quick edit"]
+    async with aiohttp.ClientSession() as http:
+        # a hold and then an error; and a "CDN" fault on attachment downloads
+        both = fake.inject_fault("GET", r"^/gateway$", delay=60, status=502)
+
+        async def get_gateway() -> tuple[int, Any]:
+            async with http.get(f"{fake.api_base}/gateway") as response:
+                return response.status, await response.json()
+
+        request = asyncio.create_task(get_gateway())
+        await fake.wait_until(lambda: both.held == 1, what="the request to be held")
+        fake.clear_faults()
+        assert await request == (502, {"message": "502: Bad Gateway", "code": 0})
+        assert fake.requests[-1].fault == "delay+error" and both.held == 0
+        attachment = fake.upload("ref.png", PNG_1x1)
+        fake.inject_fault("GET", r"^/attachments/", status=500)
+        async with http.get(attachment.url) as response:
+            assert response.status == 500
+        async with http.get(attachment.url) as response:
+            assert await response.read() == PNG_1x1
+    with pytest.raises(ValueError):
+        fake.inject_fault("GET", "x", times=0)
+
+
+async def test_deleted_channel(fake: FakeDiscord, bot: MiniBot) -> None:
+    guild = bot.get_guild(int(fake.guild.id))
+    art = bot.get_channel(int(fake.art.id))
+    assert guild is not None and isinstance(art, discord.TextChannel)
+    inv, interaction = await later_interaction(fake, bot, channel=fake.art)
+    unanswered, pending = await unanswered_interaction(fake, bot, channel=fake.art)
+    sent = await art.send("status")
+    await fake.delete_channel(fake.art)
+    # discord.py drops it from its cache on CHANNEL_DELETE
+    await wait_until(lambda: bot.get_channel(int(fake.art.id)) is None, what="the CHANNEL_DELETE")
+    assert guild.get_channel(int(fake.art.id)) is None and fake.channel_deleted(fake.art)
+    event = fake.dispatched("CHANNEL_DELETE")[-1]
+    assert (event["id"], event["guild_id"], event["type"], event["name"]) == (fake.art.id, fake.guild.id, 0, "art")
+    assert fake.art.id not in fake.guild.channels and fake.find_messages(channel=fake.art) == []
+    assert original(inv).deleted and fake.messages[str(sent.id)].deleted
+    # bot-token routes: 10003 Unknown Channel
+    calls: list[Any] = [
+        lambda: art.send("again"),
+        lambda: sent.edit(content="edited"),
+        lambda: sent.add_reaction("🛑"),
+        lambda: sent.delete(),
+        lambda: art.fetch_message(sent.id),
+        lambda: bot.fetch_channel(int(fake.art.id)),
+    ]
+    for call in calls:
+        with pytest.raises(discord.NotFound) as gone:
+            await call()
+        assert gone.value.code == 10003
+    # interaction-token routes: the messages are gone (10008); a new one has nowhere to go (10003)
+    for call in (
+        lambda: interaction.edit_original_response(content="done"),
+        lambda: interaction.original_response(),
+        lambda: interaction.delete_original_response(),
+    ):
+        with pytest.raises(discord.NotFound) as gone:
+            await call()
+        assert gone.value.code == 10008
+    with pytest.raises(discord.NotFound) as nowhere:
+        await interaction.followup.send("done")
+    assert nowhere.value.code == 10003
+    with pytest.raises(discord.NotFound) as no_callback:
+        await pending.response.defer()
+    assert no_callback.value.code == 10003 and not unanswered.acknowledged
+    # Discord sends nothing more from it
+    with pytest.raises(DiscordRejected):
+        await fake.invoke("later", fake.alice, channel=fake.art)
+    with pytest.raises(DiscordRejected):
+        await fake.post_user_message(fake.alice, "hello?", channel=fake.art)
+    with pytest.raises(KeyError):
+        await fake.delete_channel(fake.art)
+    with pytest.raises(ValueError):
+        await fake.delete_channel(fake.dm_channel(fake.alice))
+    # the other channels are untouched
+    general = bot.get_channel(int(fake.general.id))
+    assert isinstance(general, discord.TextChannel)
+    await general.send("still here")
+
+
+async def test_permissions_taken_away_mid_job(fake: FakeDiscord, bot: MiniBot) -> None:
+    guild = bot.get_guild(int(fake.guild.id))
+    channel = bot.get_channel(int(fake.channel.id))
+    art = bot.get_channel(int(fake.art.id))
+    assert guild is not None and isinstance(channel, discord.TextChannel) and isinstance(art, discord.TextChannel)
+    inv, interaction = await later_interaction(fake, bot)
+    sent = await channel.send("status", embed=discord.Embed(title="Queued"))
+    seen = len(fake.dispatch_log)
+    await fake.update_bot_permissions(fake.bot_permissions & ~int(Permission.SEND_MESSAGES))
+    # @everyone grants Send Messages, and discord.py adds it to the bot's role as Discord does: so the
+    # role update comes with a deny overwrite for the bot in every channel, and discord.py agrees
+    await wait_until(
+        lambda: not channel.permissions_for(guild.me).send_messages and not art.permissions_for(guild.me).send_messages,
+        what="the CHANNEL_UPDATEs",
+    )
+    assert [e.event for e in fake.dispatch_log[seen:]] == ["GUILD_ROLE_UPDATE", "CHANNEL_UPDATE", "CHANNEL_UPDATE"]
+    assert fake.general.permission_overwrites[0].to_payload() == {
+        "id": fake.bot_user.id,
+        "type": 1,
+        "allow": "0",
+        "deny": str(int(Permission.SEND_MESSAGES)),
+    }
+    assert int(inv.payload["app_permissions"]) & Permission.SEND_MESSAGES  # computed when it was created
+    for target in (channel, art):
+        with pytest.raises(discord.Forbidden) as denied:
+            await target.send("more")
+        assert denied.value.code == 50013
+    # its own message can still be edited, but without Send Messages the embed and file permissions
+    # are implicitly denied: embeds are dropped, new files refused
+    await sent.edit(content="edited", embed=discord.Embed(title="Running"))
+    assert fake.messages[str(sent.id)].content == "edited" and fake.messages[str(sent.id)].embeds == []
+    with pytest.raises(discord.HTTPException) as empty:
+        await sent.edit(content=None, embed=discord.Embed(title="Running"))
+    assert (empty.value.status, empty.value.code) == (400, 50006)
+    with pytest.raises(discord.Forbidden) as no_files:
+        await sent.edit(attachments=[discord.File(io.BytesIO(PNG_1x1), "result.png")])
+    assert no_files.value.code == 50013
+    # the interaction token needs no channel permission, files and embeds included
+    await interaction.edit_original_response(
+        content="Done",
+        embed=discord.Embed(title="Done"),
+        attachments=[discord.File(io.BytesIO(PNG_1x1), "result.png")],
+    )
+    reply = original(inv)
+    assert [a.filename for a in reply.attachments] == ["result.png"] and reply.embeds[0]["title"] == "Done"
+    await interaction.followup.send("and a follow-up", file=discord.File(io.BytesIO(PNG_1x1), "more.png"))
+    # given back: the denies are lifted too
+    await fake.update_bot_permissions(fake.bot_permissions | Permission.SEND_MESSAGES)
+    await wait_until(lambda: channel.permissions_for(guild.me).send_messages, what="the restoring CHANNEL_UPDATE")
+    assert fake.general.permission_overwrites == [] == fake.art.permission_overwrites
+    await channel.send("back", embed=discord.Embed(title="ok"))
+    # one channel only: a member overwrite for the bot
+    await fake.revoke_bot_permissions(Permission.ATTACH_FILES | Permission.SEND_MESSAGES, channel=fake.art)
+    await wait_until(lambda: not art.permissions_for(guild.me).attach_files, what="the art CHANNEL_UPDATE")
+    assert channel.permissions_for(guild.me).attach_files
+    with pytest.raises(discord.Forbidden):
+        await art.send("nope")
+    await fake.restore_bot_permissions(Permission.SEND_MESSAGES, channel=fake.art)
+    await wait_until(lambda: art.permissions_for(guild.me).send_messages, what="the art CHANNEL_UPDATE")
+    await art.send("text only")
+    with pytest.raises(discord.Forbidden):
+        await art.send(file=discord.File(io.BytesIO(PNG_1x1), "a.png"))
+    # what @everyone does not grant goes through the bot's role (GUILD_ROLE_UPDATE), both ways
+    await fake.update_bot_permissions(fake.bot_permissions | Permission.MANAGE_MESSAGES)
+    await wait_until(lambda: guild.me.guild_permissions.manage_messages, what="the GUILD_ROLE_UPDATE")
+    await fake.react(str(sent.id), "👍", fake.alice)
+    await sent.remove_reaction("👍", discord.Object(int(fake.alice.id)))
+    await fake.update_bot_permissions(fake.bot_permissions & ~int(Permission.MANAGE_MESSAGES))
+    await wait_until(lambda: not guild.me.guild_permissions.manage_messages, what="the second GUILD_ROLE_UPDATE")
+    await fake.react(str(sent.id), "👍", fake.alice)
+    with pytest.raises(discord.Forbidden) as no_manage:
+        await sent.remove_reaction("👍", discord.Object(int(fake.alice.id)))
+    assert no_manage.value.code == 50013
+
+
+async def test_channel_overwrites_enforced_per_route(fake: FakeDiscord, bot: MiniBot) -> None:
+    guild = bot.get_guild(int(fake.guild.id))
+    channel = bot.get_channel(int(fake.channel.id))
+    assert guild is not None and isinstance(channel, discord.TextChannel)
+    sent = await channel.send("first")
+    await fake.react(str(sent.id), "👍", fake.alice)
+
+    async def deny(perm: Permission) -> None:
+        await fake.set_permission_overwrite(fake.general, fake.bot_role, deny=perm)
+        await wait_until(lambda: not channel.permissions_for(guild.me).value & perm, what=f"denying {perm!r}")
+
+    async def refused(call: Any, code: int = 50013) -> None:
+        with pytest.raises(discord.Forbidden) as denied:
+            await call()
+        assert denied.value.code == code
+
+    await deny(Permission.EMBED_LINKS)
+    await refused(lambda: channel.send(embed=discord.Embed(title="x")))
+    await channel.send("plain text is fine")
+    await deny(Permission.ATTACH_FILES)
+    await refused(lambda: channel.send(file=discord.File(io.BytesIO(PNG_1x1), "a.png")))
+    await deny(Permission.ADD_REACTIONS)
+    await refused(lambda: sent.add_reaction("🛑"))
+    await sent.add_reaction("👍")  # an emoji someone already used needs no Add Reactions
+    await deny(Permission.READ_MESSAGE_HISTORY)
+    await refused(lambda: sent.add_reaction("👀"))
+    await refused(lambda: channel.fetch_message(sent.id))
+    await refused(lambda: channel.send("a reply", reference=sent))
+    assert [m async for m in channel.history(limit=10)] == []  # Discord: "no messages will be returned"
+    await channel.send("not a reply: fine")
+    await deny(Permission.SEND_MESSAGES)
+    await refused(lambda: channel.send("nope"))
+    await deny(Permission.VIEW_CHANNEL)
+    await refused(lambda: channel.send("nope"), 50001)
+    await refused(lambda: sent.edit(content="nope"), 50001)
+    await fake.set_permission_overwrite(fake.general, fake.bot_role)
+    await wait_until(lambda: channel.permissions_for(guild.me).view_channel, what="the overwrite removed")
+    assert len([m async for m in channel.history(limit=10)]) == 3
+
+
+@pytest.mark.parametrize("fake", [{"compress": True}], indirect=True)
+async def test_gateway_outage_refused_then_resumed_with_missed_events(
+    fake: FakeDiscord, bot: MiniBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # discord.py waits a random 0-2 s, 0-4 s, ... between refused attempts; keep it short here
+    monkeypatch.setattr(discord.backoff.ExponentialBackoff, "delay", lambda self: 0.01)
+    session = await fake.wait_identified()
+    post = await fake.post_user_message(fake.alice, "before the outage")
+    assert await fake.drop_gateway(refuse=True) == 1
+    await wait_until(lambda: bot.disconnects >= 1, what="on_disconnect")
+    # the bot keeps trying and is refused: the gateway is "down"
+    await fake.wait_until(lambda: fake.gateway.refused >= 2, what="refused reconnects")
+    assert not session.connected and fake.gateway.connected_sessions() == []
+    assert bot.resumes == 0
+    # what happens meanwhile is buffered for the session...
+    await fake.react(post, "👍", fake.bob)
+    # ...but an interaction has no connected client to go to
+    with pytest.raises(RuntimeError, match="no connected gateway session"):
+        await fake.invoke("shout", fake.alice)
+    fake.gateway.refuse(False)
+    await fake.wait_until(lambda: session.resumes == 1 and session.connected, what="the RESUME")
+    await wait_until(lambda: bot.resumes == 1, what="on_resumed")
+    await wait_until(lambda: any(r.user_id == int(fake.bob.id) for r in bot.reactions), what="the missed reaction")
+    assert len(fake.identify_payloads) == 1 and fake.gateway.connected_sessions() == [session]
+    resume = fake.gateway.resume_payloads[-1]
+    assert resume["session_id"] == session.session_id and resume["seq"] < session.seq
+    # one session dropped on its own: an immediate RESUME
+    assert await fake.gateway.disconnect(session) == 1
+    await fake.wait_until(lambda: session.resumes == 2 and session.connected, what="the second RESUME")
+    await wait_until(lambda: bot.resumes == 2, what="the second on_resumed")
+    inv = await fake.invoke("shout", fake.alice)
+    assert (await inv.wait_response())["type"] == 4
+
+
+async def test_original_of_an_unanswered_and_of_a_deferred_interaction(fake: FakeDiscord, bot: MiniBot) -> None:
+    inv, interaction = await unanswered_interaction(fake, bot)
+    # never answered: @original is Unknown Webhook, for an edit and a fetch alike
+    with pytest.raises(discord.NotFound) as unknown:
+        await interaction.edit_original_response(content="too early")
+    assert unknown.value.code == 10015
+    with pytest.raises(discord.NotFound) as unknown:
+        await interaction.original_response()
+    assert unknown.value.code == 10015
+    refused = await fake.wait_for_request("GET", r"^/webhooks/.+/messages/@original$")
+    assert refused.status == 404 and refused.response == {"message": "Unknown Webhook", "code": 10015}
+    # after a defer, GET @original is the "thinking" message with its id
+    callback = await interaction.response.defer()
+    assert callback is not None
+    message = await interaction.original_response()
+    assert message.id == callback.message_id == int(original(inv).id)
+    assert message.flags.loading and message.content == "" and not message.flags.ephemeral
+    fetched = await fake.wait_for_request("GET", r"^/webhooks/.+/messages/@original$", status=200)
+    assert fetched.response["id"] == original(inv).id and fetched.response["flags"] & MessageFlag.LOADING
+    # the same for a private defer
+    private, deferred = await later_interaction(fake, bot, private=True)
+    loading = await deferred.original_response()
+    assert loading.id == int(original(private).id) and loading.flags.loading and loading.flags.ephemeral

@@ -20,8 +20,15 @@ Point discord.py at it with ``discord.http.Route.BASE = fake.api_base`` and
 The invoke helpers refuse (``DiscordRejected``, nothing sent) what Discord's client would not send;
 ``validate=False`` models a modified client. Everything the bot does is in ``fake.requests``,
 ``fake.messages`` (with per-write ``history``) and ``fake.dispatch_log``.
+
+Faults: ``fake.inject_fault(...)`` (REST errors and stalls), ``fake.rate_limit(...)`` (429s),
+``fake.delete_channel(channel)``, ``fake.update_bot_permissions(...)`` /
+``fake.revoke_bot_permissions(...)`` / ``fake.set_permission_overwrite(...)`` (permissions taken
+away mid-job), ``fake.drop_gateway(...)`` / ``fake.gateway.disconnect(...)`` /
+``fake.gateway.refuse(...)`` (gateway outages and RESUME).
 """
 
+from .faults import FaultRule
 from .gateway import DispatchRecord, GatewaySession
 from .helpers import wait_until
 from .ratelimit import RateLimitRule
@@ -70,6 +77,7 @@ __all__ = [
     "FakeMessage",
     "FakeRole",
     "FakeUser",
+    "FaultRule",
     "GatewaySession",
     "Intent",
     "Interaction",

@@ -37,6 +37,8 @@ OP_HEARTBEAT_ACK = 11
 
 #: Close codes after which Discord forgets the session (no RESUME possible).
 _SESSION_ENDING_CLOSES = {1000, 1001}
+#: Close codes the gateway sends that end the session too (invalid seq, session timeout, fatal ones).
+_SERVER_SESSION_ENDING_CLOSES = _SESSION_ENDING_CLOSES | {4004, 4007, 4009, 4010, 4011, 4012, 4013, 4014}
 
 
 @dataclass(eq=False)
@@ -44,6 +46,14 @@ class _Connection:
     ws: web.WebSocketResponse
     compressor: Any | None  # zlib compressobj for zlib-stream
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: The code the fake closed this socket with (None: the client closed it). aiohttp's
+    #: ``close_code`` ends up as the code the client answers with, so it is kept here.
+    server_close_code: int | None = None
+
+    async def close_from_server(self, code: int, message: bytes) -> None:
+        if self.server_close_code is None:
+            self.server_close_code = code
+        await self.ws.close(code=code, message=message)
 
     async def send(self, frame: JSON) -> bool:
         text = json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
@@ -104,6 +114,10 @@ class Gateway:
         self.dispatch_log: list[DispatchRecord] = []
         self.heartbeats = 0
         self.connections: set[_Connection] = set()
+        #: While True, new websocket connections are refused (HTTP 503 on the upgrade).
+        self.refusing = False
+        #: Connection attempts refused so far.
+        self.refused = 0
 
     # ------------------------------------------------------------------ sending
 
@@ -165,7 +179,43 @@ class Gateway:
     async def drop(self, code: int = 4000) -> None:
         """Close every socket from the server side (sessions stay resumable unless code ends them)."""
         for connection in list(self.connections):
-            await connection.ws.close(code=code, message=b"fake discord drop")
+            await connection.close_from_server(code, b"fake discord drop")
+
+    async def disconnect(self, session: GatewaySession | None = None, *, code: int = 4000) -> int:
+        """Close ``session``'s socket (None: every socket) from the server side; returns how many closed.
+
+        With a resumable code (4000 by default; not 1000/1001, which end the session, nor the fatal
+        4004/4010-4014) discord.py reconnects at once and RESUMEs; dispatches meanwhile are buffered
+        and replayed before RESUMED (``on_resumed``). Call ``refuse(True)`` first to keep it out.
+        """
+        if session is None:
+            targets = list(self.connections)
+        else:
+            targets = [session.connection] if session.connection is not None else []
+        closed = 0
+        for connection in targets:
+            if not connection.ws.closed:
+                await connection.close_from_server(code, b"fake discord disconnect")
+                closed += 1
+        self.fake._changed()
+        return closed
+
+    def refuse(self, on: bool = True) -> None:
+        """While on, answer every new gateway connection with HTTP 503 (the gateway is "down").
+
+        Open sockets are not touched (``disconnect`` them, or ``fake.drop_gateway(refuse=True)``).
+        discord.py then retries with ``ExponentialBackoff``: a random 0-2 s, 0-4 s, 0-8 s... real
+        sleep per attempt, always trying to RESUME. Tests that turn refusing off again can make the
+        retries quick with ``monkeypatch.setattr(discord.backoff.ExponentialBackoff, "delay", lambda self: 0.01)``;
+        ``refused`` counts the attempts, so ``fake.wait_until(lambda: fake.gateway.refused >= 1)``
+        observes the outage without sleeping.
+        """
+        self.refusing = on
+        self.fake._changed()
+
+    def connected_sessions(self) -> list[GatewaySession]:
+        """Identified sessions with an open socket right now."""
+        return [s for s in self.sessions.values() if s.connected and not s.invalid]
 
     async def close(self) -> None:
         for connection in list(self.connections):
@@ -177,6 +227,10 @@ class Gateway:
     # ------------------------------------------------------------------ handler
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        if self.refusing:
+            self.refused += 1
+            self.fake._changed()
+            return web.Response(status=503, text="gateway unavailable (fake discord refuses connections)")
         ws = web.WebSocketResponse(max_msg_size=0, autoping=True)
         await ws.prepare(request)
         compress = request.query.get("compress") == "zlib-stream" and self.fake.compress
@@ -206,7 +260,11 @@ class Gateway:
             self.connections.discard(connection)
             if session is not None and session.connection is connection:
                 session.connection = None
-                if ws.close_code in _SESSION_ENDING_CLOSES and not self.fake.closing:
+                if connection.server_close_code is not None:
+                    ending = connection.server_close_code in _SERVER_SESSION_ENDING_CLOSES
+                else:
+                    ending = ws.close_code in _SESSION_ENDING_CLOSES
+                if ending and not self.fake.closing:
                     session.invalid = True
             self.fake._changed()
         return ws

@@ -24,6 +24,7 @@ from urllib.parse import quote
 from aiohttp import BodyPartReader, web
 
 from . import payloads as P
+from .faults import FaultRule, make_fault
 from .gateway import DispatchRecord, Gateway, GatewaySession
 from .ratelimit import RateLimitRule, make_rule
 from .state import (
@@ -298,6 +299,10 @@ class FakeDiscord:
         ):
             self.guild.members[user.id] = FakeMember(user=user, roles=member_roles)
         self.dm_channels: dict[str, FakeChannel] = {}
+        #: Permissions ``update_bot_permissions`` denies by channel overwrites (see there).
+        self._role_denies = 0
+        #: Guild channels removed by ``delete_channel``, by id.
+        self.deleted_channels: dict[str, FakeChannel] = {}
         self.custom_emojis: set[str] = set()
 
         # State ---------------------------------------------------------------------------------
@@ -311,6 +316,8 @@ class FakeDiscord:
         self.sync_counts: dict[str | None, int] = {}
         self.rate_limits: list[RateLimitRule] = []
         self.rate_limited_count = 0
+        #: Injected REST faults (``inject_fault``), first match wins.
+        self.faults: list[FaultRule] = []
         #: 401/403/429 answers (Discord bans an IP after 10,000 of them in 10 minutes).
         self.invalid_request_count = 0
         #: Exceptions raised inside the fake's handlers (answered as 400 "FakeDiscord internal error").
@@ -334,6 +341,8 @@ class FakeDiscord:
         if self._runner is None:
             return
         self.closing = True
+        for fault in self.faults:
+            fault.release()
         await self.gateway.close()
         await self._runner.cleanup()
         self._runner = None
@@ -441,7 +450,11 @@ class FakeDiscord:
     @property
     def bot_permissions(self) -> int:
         """The bot's guild permissions (its managed role; ADMINISTRATOR implies all). Setting it sets the
-        role's permissions. Channel overwrites apply on top (``permissions_of(bot_user, channel)``)."""
+        role's permissions. Channel overwrites apply on top (``permissions_of(bot_user, channel)``).
+
+        The fake leaves @everyone's permissions out of the bot's, so setting this can take away anything
+        (no gateway event: set it before the bot connects). discord.py, like Discord, adds @everyone's
+        permissions to the bot's; ``update_bot_permissions`` keeps its cache in step."""
         perms = self.bot_role.permissions
         if perms & Permission.ADMINISTRATOR:
             return ALL_PERMISSIONS
@@ -452,14 +465,86 @@ class FakeDiscord:
         self.bot_role.permissions = int(value)
 
     async def update_bot_permissions(self, value: int) -> None:
-        """Change the bot's permissions and tell the connected bot (GUILD_ROLE_UPDATE)."""
+        """Change the bot's role permissions and tell the connected bot (GUILD_ROLE_UPDATE).
+
+        discord.py, like Discord, adds @everyone's permissions to the bot's role, so a removed
+        permission that @everyone grants (Send Messages, Attach Files, Embed Links, Add Reactions,
+        View Channel, Read Message History... in the default server) would stay in its cache. Those
+        are also denied to the bot by a member overwrite in every channel (CHANNEL_UPDATE each), as a
+        server admin would have to on Discord: ``channel.permissions_for(guild.me)`` then agrees with
+        what the fake enforces (``guild.me.guild_permissions`` keeps them, as on Discord). Giving them
+        back with this method lifts those denies again.
+        """
+        value = int(value)
+        before = self.bot_permissions
         self.bot_permissions = value
+        after = self.bot_permissions
         await self.dispatch(
             "GUILD_ROLE_UPDATE",
             {"guild_id": self.guild.id, "role": P.role_payload(self.bot_role)},
             guild_id=self.guild.id,
             intent=int(Intent.GUILDS),
         )
+        regained = after & ~before & self._role_denies
+        if regained:
+            self._role_denies &= ~regained
+            await self.restore_bot_permissions(regained)
+        hidden = before & ~after & self.everyone_role.permissions & ~self._role_denies
+        if hidden:
+            self._role_denies |= hidden
+            await self.revoke_bot_permissions(hidden)
+
+    async def revoke_bot_permissions(self, perms: int, *, channel: FakeChannel | None = None) -> None:
+        """Deny ``perms`` to the bot in ``channel`` (None: every channel of the guild) with a member
+        overwrite, as a server admin would mid-job; each changed channel sends CHANNEL_UPDATE, so
+        discord.py's ``channel.permissions_for(guild.me)`` agrees with what the REST routes enforce.
+        The bot's other overwrite bits are kept. Undo with ``restore_bot_permissions``."""
+        await self._edit_bot_overwrites(int(perms), channel, revoke=True)
+
+    async def restore_bot_permissions(
+        self, perms: int = ALL_PERMISSIONS, *, channel: FakeChannel | None = None
+    ) -> None:
+        """Lift ``revoke_bot_permissions``'s denies of ``perms`` (default: all of them)."""
+        await self._edit_bot_overwrites(int(perms), channel, revoke=False)
+
+    async def _edit_bot_overwrites(self, perms: int, channel: FakeChannel | None, *, revoke: bool) -> None:
+        channels = [channel] if channel is not None else list(self.guild.channels.values())
+        for target in channels:
+            current = next(
+                (o for o in target.permission_overwrites if (o.type, o.id) == (1, self.bot_user.id)),
+                PermissionOverwrite(id=self.bot_user.id, type=1),
+            )
+            allow = current.allow & ~perms if revoke else current.allow
+            deny = current.deny | perms if revoke else current.deny & ~perms
+            if (allow, deny) != (current.allow, current.deny):
+                await self.set_permission_overwrite(target, self.bot_user, allow=allow, deny=deny)
+
+    async def delete_channel(self, channel: FakeChannel) -> None:
+        """A moderator deletes guild channel ``channel``: it leaves the guild, CHANNEL_DELETE (the channel
+        object with ``guild_id``) goes to the bot, and its messages are gone (``deleted``, no MESSAGE_DELETE).
+
+        Afterwards every bot-token call on ``/channels/{id}/...`` answers 404 code 10003 Unknown Channel.
+        Interaction-token routes: editing, fetching or deleting a message that was in the channel
+        (``@original`` included) answers 404 10008 Unknown Message, as for any deleted message;
+        creating one there (a follow-up, or a message-producing callback) answers 404 10003. Discord
+        does not document these two cases; they follow its answers for a deleted message and for an
+        unknown channel. New interactions and user posts there are refused (``DiscordRejected``).
+        """
+        if channel.is_dm or channel.guild_id is None:
+            raise ValueError("only guild channels can be deleted")
+        guild = self.guild_by_id(channel.guild_id)
+        if guild is None or guild.channels.get(channel.id) is not channel:
+            raise KeyError(f"channel {channel.id} is not in its guild (already deleted?)")
+        del guild.channels[channel.id]
+        self.deleted_channels[channel.id] = channel
+        for message in self.messages.values():
+            if message.channel_id == channel.id:
+                message.deleted = True
+        self._changed()
+        await self.dispatch("CHANNEL_DELETE", P.channel_payload(channel), guild_id=guild.id, intent=int(Intent.GUILDS))
+
+    def channel_deleted(self, channel: FakeChannel | str) -> bool:
+        return _as_id(channel) in self.deleted_channels
 
     def dm_channel(self, user: FakeUser) -> FakeChannel:
         """The DM channel between the bot and ``user`` (created on first use)."""
@@ -645,6 +730,66 @@ class FakeDiscord:
     def _match_rule(self, method: str, path: str) -> RateLimitRule | None:
         return next((r for r in self.rate_limits if r.matches(method, path)), None)
 
+    # ============================================================================== injected faults
+
+    def inject_fault(
+        self,
+        method: str | None,
+        path_pattern: str,
+        *,
+        status: int | None = None,
+        code: int = 0,
+        delay: float | None = None,
+        times: int | None = 1,
+        message: str | None = None,
+    ) -> FaultRule:
+        """Make the next ``times`` requests (None: all, until ``clear_faults``) whose method is ``method``
+        (None: any) and whose path matches ``path_pattern`` fail or stall.
+
+        ``path_pattern`` is a regex searched in the API path without ``/api/v10`` (as in
+        ``fake.requests``), e.g. ``r"^/webhooks/.*/messages/@original$"``; attachment downloads match
+        their raw path (``r"^/attachments/"``, a CDN failure). The fault applies in front of everything
+        else (auth, rate limits, the route); the request is still logged, with ``LoggedRequest.fault``.
+
+        - ``status`` (default 500 without a ``delay``): answered with Discord's error body
+          ``{"message": "500: Internal Server Error", "code": code}`` (``message=`` overrides the text).
+          Any status works: 403/50013, 404/10008, 401/50027... model a Discord-side refusal.
+        - ``delay``: the request is held that many seconds (real time) and then answered normally
+          (or with ``status`` if one is given too). A client with a shorter timeout sees a timeout,
+          but the request still takes effect when the hold ends, as on a real slow Discord.
+          ``rule.release()`` (or ``clear_faults()``) ends the hold at once; ``rule.held`` counts the
+          requests being held, so ``await fake.wait_until(lambda: rule.held == 1)`` needs no sleep.
+
+        discord.py retries server errors with real sleeps of 1 + 2*attempt seconds, up to 5 attempts:
+        the bot-token client (``discord.http``) retries 500, 502, 504 and 524 only (any other 5xx, e.g.
+        503, raises ``DiscordServerError`` at once); the interaction/webhook adapter retries every
+        status >= 500. So use ``times=1`` (one retry, 1 s) or ``times=2`` (3 s) and expect the retry in
+        ``fake.requests``; ``times=5`` makes discord.py give up (``DiscordServerError``) after ~25 s.
+        For an immediate failure use a 4xx, or 503 on a bot-token route.
+        """
+        rule = make_fault(method, path_pattern, status=status, code=code, delay=delay, times=times, message=message)
+        self.faults.append(rule)
+        return rule
+
+    def clear_faults(self) -> None:
+        """Remove every injected fault; requests being held go on at once."""
+        for rule in self.faults:
+            rule.release()
+        self.faults.clear()
+
+    async def _apply_fault(self, method: str, path: str, entry: LoggedRequest) -> None:
+        rule = next((r for r in self.faults if r.matches(method, path)), None)
+        if rule is None:
+            return
+        rule.take()
+        entry.fault = "+".join(
+            kind for kind, on in (("delay", bool(rule.delay)), ("error", rule.status is not None)) if on
+        )
+        self._changed()
+        await rule.hold(self._changed)
+        if rule.status is not None:
+            raise ApiError(rule.status, rule.code, rule.message)
+
     # ============================================================================== HTTP plumbing
 
     def _add_routes(self, router: web.UrlDispatcher) -> None:
@@ -770,6 +915,8 @@ class FakeDiscord:
                 request[BODY_KEY] = body
                 entry.json = body.json
                 entry.files = [(f.filename, len(f.data)) for f in body.files]
+            await self._apply_fault(request.method, api_path, entry)
+            if is_api:
                 if self._needs_bot_auth(api_path) and entry.auth != "bot":
                     raise ApiError(401, 0, "401: Unauthorized")
                 rule = self._match_rule(request.method, api_path)
@@ -1364,6 +1511,11 @@ class FakeDiscord:
                 "Invalid Form Body",
                 {"type": {"_errors": [{"code": "INTERACTION_RESPONSE_TYPE_INVALID", "message": "Invalid type"}]}},
             )
+        if callback_type in (
+            CallbackType.CHANNEL_MESSAGE_WITH_SOURCE,
+            CallbackType.DEFERRED_CHANNEL_MESSAGE_WITH_SOURCE,
+        ) and self.channel_deleted(interaction.channel):
+            raise unknown_channel()
         message: FakeMessage | None = None
         resource: JSON | None = None
         if callback_type == CallbackType.CHANNEL_MESSAGE_WITH_SOURCE:
@@ -1436,6 +1588,8 @@ class FakeDiscord:
         interaction = self._interaction_for_token(request)
         if not interaction.responses:
             raise ApiError(404, 10015, "Unknown Webhook")
+        if self.channel_deleted(interaction.channel):
+            raise unknown_channel()
         body: Body = request[BODY_KEY]
         data = body.obj()
         original = interaction.original()
@@ -1481,8 +1635,27 @@ class FakeDiscord:
 
     # ============================================================================== channel REST (bot token)
 
-    def _require(self, channel: FakeChannel, *perms: int) -> None:
+    def _bot_channel_permissions(self, channel: FakeChannel) -> int:
+        """The bot's permissions in ``channel`` after Discord's implicit denies: without VIEW_CHANNEL
+        nothing applies; without SEND_MESSAGES, MENTION_EVERYONE, SEND_TTS_MESSAGES, ATTACH_FILES and
+        EMBED_LINKS are ignored (docs: topics/permissions, "Implicit Permissions")."""
         have = self.permissions_of(self.bot_user, channel)
+        if not have & Permission.VIEW_CHANNEL:
+            return 0
+        if not have & Permission.SEND_MESSAGES:
+            have &= ~int(
+                Permission.MENTION_EVERYONE
+                | Permission.SEND_TTS_MESSAGES
+                | Permission.ATTACH_FILES
+                | Permission.EMBED_LINKS
+            )
+        return have
+
+    def _require(self, channel: FakeChannel, *perms: int) -> None:
+        """403 code 50001 Missing Access without VIEW_CHANNEL, 403 code 50013 Missing Permissions
+        without one of ``perms`` (bot-token routes only: interaction-token routes need no channel
+        permission on Discord, even for files and embeds, changelog 2022-06-29)."""
+        have = self._bot_channel_permissions(channel)
         if not have & Permission.VIEW_CHANNEL:
             raise missing_access()
         for perm in perms:
@@ -1499,9 +1672,19 @@ class FakeDiscord:
     async def _create_channel_message(self, request: web.Request) -> web.StreamResponse:
         channel = self._channel_or_404(request.match_info["channel_id"])
         body: Body = request[BODY_KEY]
+        payload = body.obj()
         self._require(channel, Permission.SEND_MESSAGES)
         if body.files:
             self._require(channel, Permission.ATTACH_FILES)
+        if payload.get("embeds"):
+            # Reported (discord-api-docs#2601, discord.js#7544): a send with embeds and no Embed Links is 50013.
+            self._require(channel, Permission.EMBED_LINKS)
+        if payload.get("tts"):
+            self._require(channel, Permission.SEND_TTS_MESSAGES)
+        reference = payload.get("message_reference")
+        if isinstance(reference, dict) and reference.get("message_id") is not None and reference.get("type", 0) == 0:
+            # A reply needs Read Message History (docs: Create Message, "Limitations").
+            self._require(channel, Permission.READ_MESSAGE_HISTORY)
         if channel.is_dm:
             recipient = self.users.get(channel.recipient_id or "")
             if recipient is None or not recipient.accepts_dms or recipient.bot:
@@ -1523,7 +1706,10 @@ class FakeDiscord:
 
     async def _get_channel_messages(self, request: web.Request) -> web.StreamResponse:
         channel = self._channel_or_404(request.match_info["channel_id"])
-        self._require(channel, Permission.READ_MESSAGE_HISTORY)
+        self._require(channel)
+        if not self._bot_channel_permissions(channel) & Permission.READ_MESSAGE_HISTORY:
+            # Docs (Get Channel Messages): without Read Message History "no messages will be returned".
+            return _json_response([])
         limit = max(1, min(100, int(request.query.get("limit", "50"))))
         before = request.query.get("before")
         after = request.query.get("after")
@@ -1550,7 +1736,15 @@ class FakeDiscord:
         if message.author_id != self.bot_user.id:
             raise ApiError(403, 50005, "Cannot edit a message authored by another user")
         body: Body = request[BODY_KEY]
-        await self._edit_message(message, body.obj(), body.files, via="bot")
+        if body.files:
+            # New uploads need Attach Files (which Discord ignores without Send Messages).
+            self._require(channel, Permission.ATTACH_FILES)
+        data = body.obj()
+        if data.get("embeds") and not self._bot_channel_permissions(channel) & Permission.EMBED_LINKS:
+            # Reported (discord-api-docs#2601, #5648): an edit's embeds are dropped without Embed Links,
+            # and the edit is "empty" (50006) if nothing else is left.
+            data = {**data, "embeds": []}
+        await self._edit_message(message, data, body.files, via="bot")
         return _json_response(self.message_payload(message))
 
     async def _delete_channel_message(self, request: web.Request) -> web.StreamResponse:
@@ -1721,6 +1915,8 @@ class FakeDiscord:
     ) -> FakeMessage:
         """A member posts a message (MESSAGE_CREATE; content hidden from bots without MESSAGE_CONTENT)."""
         target_channel = channel or self.channel
+        if self.channel_deleted(target_channel):
+            raise DiscordRejected(f"channel {target_channel.name!r} was deleted")
         stored: list[FakeAttachment] = []
         for item in attachments:
             if isinstance(item, FakeAttachment):
@@ -1750,6 +1946,8 @@ class FakeDiscord:
         message: FakeMessage | None = None,
         parent: FakeInteraction | None = None,
     ) -> FakeInteraction:
+        if self.channel_deleted(channel):
+            raise DiscordRejected(f"channel {channel.name!r} was deleted")
         interaction_id = self.snowflake()
         token = self._new_token(interaction_id)
         payload: JSON = {
@@ -2314,6 +2512,15 @@ class FakeDiscord:
     async def drop_connections(self, code: int = 4000) -> None:
         """Close the sockets from the server side (4000: the client reconnects and RESUMEs)."""
         await self.gateway.drop(code)
+
+    async def drop_gateway(self, code: int = 4000, *, refuse: bool = False) -> int:
+        """Close every gateway socket (code 4000: discord.py reconnects and RESUMEs, missed dispatches
+        are replayed, then ``on_resumed``). ``refuse=True`` first makes the gateway refuse new
+        connections (``fake.gateway.refuse(False)`` lets the bot back in; see ``Gateway.refuse``).
+        Returns how many sockets were closed."""
+        if refuse:
+            self.gateway.refuse(True)
+        return await self.gateway.disconnect(code=code)
 
     async def invalidate_sessions(self, *, resumable: bool = False) -> None:
         """op 9 INVALID_SESSION (non-resumable makes discord.py re-IDENTIFY after before_identify_hook)."""

@@ -482,6 +482,8 @@ class LoggedRequest:
     #: The fake's clock when the request arrived.
     time: float
     response: Any = None
+    #: Set when an injected fault (``FakeDiscord.inject_fault``) matched: "error", "delay" or "delay+error".
+    fault: str | None = None
 
 
 @dataclass(eq=False)
