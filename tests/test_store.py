@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,3 +113,84 @@ async def test_max_concurrent_counts_active_jobs(store: SqliteStore) -> None:
     assert isinstance(refused, QuotaRefusal) and refused.limit is LimitKind.MAX_CONCURRENT
     await store.finish(first.id, JobState.DELIVERED, now=NOW, refund=False)
     await created(store, new_job())
+
+
+# -- transactions and cancellation -----------------------------------------------------------
+# aiosqlite runs every statement on the connection's own thread: cancelling the task that awaits a
+# statement does not stop the statement. These tests cancel a write while BEGIN or COMMIT is on
+# that thread and check the shared connection is not left inside a transaction.
+
+
+def watch_statement(store: SqliteStore, monkeypatch: pytest.MonkeyPatch, statement: str) -> asyncio.Event:
+    """An event set when ``statement`` is handed to the connection's thread."""
+    handed = asyncio.Event()
+    execute = store._db.execute
+
+    def watched(sql: str, *args: Any) -> Any:
+        if sql == statement:
+            handed.set()  # the caller awaits the statement right after, in the same step
+        return execute(sql, *args)
+
+    monkeypatch.setattr(store._db, "execute", watched)
+    return handed
+
+
+async def test_cancel_during_begin_leaves_no_transaction_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "bot.sqlite3"
+    store = await SqliteStore.open(str(path))
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the lock: our BEGIN waits on the thread
+        handed = watch_statement(store, monkeypatch, "BEGIN IMMEDIATE")
+        write = asyncio.create_task(store.set_quota(10, {"user_daily": 3}, user_id=1, now=NOW))
+        await handed.wait()
+        write.cancel()
+        other.execute("COMMIT")  # now the abandoned BEGIN succeeds on the thread
+        with pytest.raises(asyncio.CancelledError):
+            await write
+        await store.schema_version()  # runs after everything already handed to the thread
+        assert not store._db.in_transaction
+        settings = await store.set_quota(10, {"user_daily": 5}, user_id=1, now=NOW)  # later writes work...
+        assert settings.user_daily == 5
+        row = other.execute("SELECT user_daily FROM quota_settings WHERE guild_id = 10").fetchone()
+        assert row == (5,)  # ...and are committed, visible to another connection
+    finally:
+        other.close()
+        await store.close()
+
+
+async def test_cancel_during_commit_leaves_no_transaction_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "bot.sqlite3"
+    store = await SqliteStore.open(str(path))
+    try:
+        handed = watch_statement(store, monkeypatch, "COMMIT")
+        write = asyncio.create_task(store.set_quota(10, {"user_daily": 3}, user_id=1, now=NOW))
+        await handed.wait()
+        write.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await write
+        await store.schema_version()
+        assert not store._db.in_transaction
+        # The COMMIT had been sent, so the change is in (the caller cannot know; it was cancelled).
+        assert (await store.get_quota(10)).user_daily == 3
+        assert (await store.set_quota(10, {"user_daily": 5}, user_id=1, now=NOW)).user_daily == 5
+    finally:
+        await store.close()
+    with sqlite3.connect(path) as check:
+        assert check.execute("SELECT user_daily FROM quota_settings WHERE guild_id = 10").fetchone() == (5,)
+
+
+async def test_failed_commit_is_rolled_back(store: SqliteStore) -> None:
+    """A COMMIT can fail and leave SQLite's transaction open (here: a deferred foreign key)."""
+    await store._db.execute("CREATE TEMP TABLE parent (id INTEGER PRIMARY KEY)")
+    await store._db.execute(
+        "CREATE TEMP TABLE child (parent_id INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)"
+    )
+    with pytest.raises(sqlite3.IntegrityError):
+        async with store._transaction():
+            await store._db.execute("INSERT INTO child VALUES (1)")
+    assert not store._db.in_transaction
+    async with store._db.execute("SELECT COUNT(*) FROM child") as cur:
+        row = await cur.fetchone()
+    assert row is not None and row[0] == 0
+    assert (await store.set_quota(10, {"user_daily": 5}, user_id=1, now=NOW)).user_daily == 5
