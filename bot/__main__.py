@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 
@@ -15,7 +17,7 @@ from bot.app import ImagineBot, configure_discord_endpoints
 from bot.config import ConfigError, Settings, load_settings
 from bot.log import setup_logging
 from bot.queue import QueueClient
-from bot.storage import open_store
+from bot.storage import StoreOpenError, open_store
 from bot.tracker import JobTracker, TrackerSettings
 
 log = logging.getLogger("bot")
@@ -28,6 +30,7 @@ def tracker_settings(settings: Settings) -> TrackerSettings:
         job_timeout=settings.job_timeout,
         status_edit_interval=settings.status_edit_interval,
         max_result_bytes=settings.max_result_bytes,
+        max_reference_bytes=settings.max_reference_bytes,
     )
 
 
@@ -37,8 +40,18 @@ LOGIN_RETRY_MAX = 60.0
 Sleep = Callable[[float], Awaitable[None]]
 
 
-async def run(settings: Settings, *, force_sync: bool = False, sleep: Sleep = asyncio.sleep) -> None:
+async def run(
+    settings: Settings,
+    *,
+    force_sync: bool = False,
+    sleep: Sleep = asyncio.sleep,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run until ``stop`` is set (SIGTERM or SIGINT), then shut down cleanly: no new jobs, submits on
+    the wire answered and recorded, running jobs left to resume at the next start, the gateway, the
+    HTTP session and the database closed."""
     configure_discord_endpoints(settings)
+    stop = stop or stop_on_signals()
     async with aiohttp.ClientSession() as session, open_store(settings.database_url) as store:
         queue = QueueClient(
             session,
@@ -49,21 +62,48 @@ async def run(settings: Settings, *, force_sync: bool = False, sleep: Sleep = as
             concurrency=settings.upstream_concurrency,
         )
         delay = LOGIN_RETRY_FIRST
-        while True:
+        while not stop.is_set():
             tracker = JobTracker(store, queue, settings=tracker_settings(settings))
             bot = ImagineBot(
                 settings=settings, store=store, queue=queue, tracker=tracker, session=session, force_sync=force_sync
             )
             try:
                 async with bot:
-                    await bot.start(settings.discord_token)
+                    await _until_stopped(bot, settings.discord_token, stop)
                 return
             except (aiohttp.ClientError, OSError, discord.DiscordServerError) as exc:
                 if bot.logged_in:
                     raise  # past login, discord.py reconnects by itself; this is something else
                 log.warning("cannot reach Discord to log in (%s); trying again in %.0f s", exc, delay)
-                await sleep(delay)
+                waits = (asyncio.ensure_future(sleep(delay)), asyncio.ensure_future(stop.wait()))
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                for wait in waits:
+                    wait.cancel()
                 delay = min(LOGIN_RETRY_MAX, delay * 2)
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM (what Docker and systemd send) or SIGINT (Ctrl+C)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):  # not on every platform
+            loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+async def _until_stopped(bot: ImagineBot, token: str, stop: asyncio.Event) -> None:
+    runner = asyncio.create_task(bot.start(token), name="discord")
+    stopper = asyncio.create_task(stop.wait(), name="stop")
+    try:
+        await asyncio.wait((runner, stopper), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+    if not runner.done():
+        log.info("shutting down: no new jobs; unfinished jobs resume at the next start")
+        await bot.close()
+    await runner
+    log.info("stopped cleanly")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     except discord.LoginFailure:
         log.critical("Discord refused the bot token: check DISCORD_TOKEN")
         return 1
+    except StoreOpenError as exc:
+        log.critical("%s", exc)  # names the file and the problem; a traceback would add nothing
+        return 2
     except Exception as exc:
         log.critical("the bot stopped: %s", exc, exc_info=settings.log_level == "DEBUG")
         return 1

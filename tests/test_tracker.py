@@ -644,19 +644,25 @@ async def test_a_member_not_told_of_the_end_is_told_by_the_sweep(make_rig: Calla
 async def test_the_sweep_runs_on_the_injected_clock(make_rig: Callable[..., object], tmp_path: Path) -> None:
     """An active job left without a task is adopted by the periodic sweep; no real waiting."""
     rig: Rig = await make_rig(job_duration=0.01)  # type: ignore[misc]
-    ticks = asyncio.Queue[float]()
+    sweep_due = asyncio.Queue[None]()
+    sweep_waits: list[float] = []
 
     async def fake_sleep(seconds: float) -> None:
-        await ticks.put(seconds)
-        await asyncio.sleep(0)
+        if seconds == FAST.sweep_interval:
+            sweep_waits.append(seconds)
+            await sweep_due.get()  # the fake clock reaches the next sweep when the test says so
+        else:
+            await asyncio.sleep(0)
 
     tracker = JobTracker(rig.store, rig.client, settings=FAST, sleep=fake_sleep)
     tracker.attach(rig.recorder)
     try:
         assert await tracker.resume() == 0
-        job = await rig.new_job()  # created behind the tracker's back, as a dead task would leave it
+        job = await rig.new_job()  # left behind as a dead task would leave it: its submit had started
         await rig.store.begin_submit(job.id, now=1.0)
-        assert FAST.sweep_interval in [await ticks.get() for _ in range(3)]
+        await wait_until(lambda: len(sweep_waits) == 1, 5.0, what="the sweeper to wait for its turn")
+        assert rig.recorder.final(job.id) is None
+        sweep_due.put_nowait(None)
         event = await rig.finished(job.id)
         assert isinstance(event, Failure) and event.reason is FailureReason.INTERRUPTED
     finally:

@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 QUOTA_FIELDS = ("user_daily", "guild_daily", "max_concurrent", "weight_4k")
 _ACTIVE = ",".join(f"'{s.value}'" for s in ACTIVE_STATES)
+# States a status reading may still move a job out of (DELIVERING is past the upstream's part).
+_FOLLOWED = ",".join(f"'{s.value}'" for s in (JobState.PENDING, JobState.QUEUED, JobState.RUNNING))
+_UNTOLD = f"'{JobState.FAILED.value}','{JobState.CANCELLED.value}'"
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -48,6 +51,51 @@ def _migrations() -> list[tuple[int, str]]:
     return sorted(found)
 
 
+BUSY_TIMEOUT = 5.0  # seconds a statement waits for another process's lock before giving up
+
+
+class StoreOpenError(Exception):
+    """The database cannot be used at start-up; the message, naming the path, is for the operator."""
+
+
+def _prepare_folder(path: str) -> None:
+    """Create the database's folder if needed; a folder at ``path`` itself is refused too."""
+    folder = Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as exc:
+        raise StoreOpenError(f"cannot create the folder of the database {path}: {folder} is a file") from exc
+    except OSError as exc:
+        raise StoreOpenError(f"cannot create the folder of the database {path}: {exc.strerror or exc}") from exc
+    if Path(path).is_dir():
+        raise StoreOpenError(f"cannot open the database {path}: it is a folder, not a file")
+
+
+def _open_error(path: str, exc: sqlite3.Error) -> StoreOpenError | None:
+    """What an SQLite error met while opening ``path`` means to the operator (None: not an open problem)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:
+        return None
+    primary = code & 0xFF
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return StoreOpenError(f"the database {path} is locked by another process (is another copy of the bot running?)")
+    if code == sqlite3.SQLITE_READONLY_DIRECTORY:
+        return StoreOpenError(
+            f"the database {path} is read-only: the bot must be able to write to its folder {Path(path).parent}"
+        )
+    if primary in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM):
+        return StoreOpenError(f"the database {path} is read-only: the bot must be able to write to it")
+    if primary == sqlite3.SQLITE_CANTOPEN:
+        if not Path(path).exists():
+            return StoreOpenError(f"cannot create the database {path} (can the bot write to {Path(path).parent}?)")
+        return StoreOpenError(f"cannot open the database {path} ({exc})")
+    if primary == sqlite3.SQLITE_NOTADB:
+        return StoreOpenError(f"{path} is not a SQLite database (check DATABASE_URL)")
+    if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR):
+        return StoreOpenError(f"cannot use the database {path} ({exc})")
+    return None
+
+
 class SqliteStore:
     """The :class:`bot.storage.base.Store` on SQLite. Open it with :func:`open_store`."""
 
@@ -58,31 +106,54 @@ class SqliteStore:
         self._write_lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: str) -> SqliteStore:
+    async def open(cls, path: str, *, busy_timeout: float = BUSY_TIMEOUT) -> SqliteStore:
+        """Open the database at ``path`` (creating it and its folder if needed) and migrate it.
+
+        Raises :class:`StoreOpenError` when the file cannot be used: its folder cannot be
+        created, it is a folder, it is read-only, another process holds its lock for longer than
+        ``busy_timeout`` seconds, or it was written by a newer version of the bot.
+        """
         if path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path, isolation_level=None)
-        db.row_factory = aiosqlite.Row
+            _prepare_folder(path)
         try:
-            await db.execute("PRAGMA journal_mode=WAL")
-            await db.execute("PRAGMA synchronous=NORMAL")
-            await db.execute("PRAGMA foreign_keys=ON")
-            await db.execute("PRAGMA busy_timeout=5000")
-            store = cls(db)
-            await store._migrate()
-        except BaseException:
-            await db.close()
-            raise
+            db = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout)
+            db.row_factory = aiosqlite.Row
+            try:
+                await db.execute("PRAGMA journal_mode=WAL")
+                await db.execute("PRAGMA synchronous=NORMAL")
+                await db.execute("PRAGMA foreign_keys=ON")
+                await db.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000)}")
+                store = cls(db)
+                await store._migrate(path)
+            except BaseException:
+                await db.close()
+                raise
+        except sqlite3.Error as exc:
+            error = _open_error(path, exc)
+            if error is None:
+                raise
+            raise error from exc
         return store
 
     async def close(self) -> None:
         await self._db.close()
 
-    async def _migrate(self) -> None:
-        async with self._db.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
-        current = int(row[0]) if row else 0
-        for version, script in _migrations():
+    async def _migrate(self, path: str) -> None:
+        current = await self.schema_version()
+        migrations = _migrations()
+        newest = migrations[-1][0] if migrations else 0
+        if current > newest:
+            raise StoreOpenError(
+                f"the database {path} was written by a newer version of the bot"
+                f" (schema {current}, this version knows up to {newest})"
+            )
+        if current == newest:
+            # Nothing to apply, but reading works on a read-only file too: find out now that
+            # writing does not, rather than at the first job. (Rewrites the same version.)
+            async with self._transaction():
+                await self._db.execute(f"PRAGMA user_version = {current}")
+            return
+        for version, script in migrations:
             if version <= current:
                 continue
             log.info("applying database migration %04d", version)
@@ -95,17 +166,48 @@ class SqliteStore:
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[None]:
         async with self._write_lock:
-            await self._db.execute("BEGIN IMMEDIATE")
             try:
+                await self._db.execute("BEGIN IMMEDIATE")
                 yield
-            except BaseException:
-                await self._db.execute("ROLLBACK")
+                await self._db.execute("COMMIT")
+            except BaseException as exc:
+                # Cancelled at BEGIN or COMMIT, a failed COMMIT, an error in the block: whatever
+                # is open must be gone before the lock lets the next writer in.
+                if await self._roll_back() and not isinstance(exc, asyncio.CancelledError):
+                    raise asyncio.CancelledError from exc
                 raise
-            await self._db.execute("COMMIT")
+
+    async def _roll_back(self) -> bool:
+        """Roll back the open transaction, if any; returns whether this task was cancelled meanwhile.
+
+        A cancelled ``await`` does not stop a statement already handed to aiosqlite's thread (an
+        abandoned BEGIN still opens its transaction), so ``in_transaction`` read here could be
+        stale. ``Connection.rollback`` checks it on that thread, after every statement sent
+        before it, and does nothing when no transaction is open. The rollback is never abandoned:
+        the next writer's statements would otherwise land in the transaction left open.
+        """
+        rollback = asyncio.ensure_future(self._db.rollback())
+        cancelled = False
+        while not rollback.done():
+            try:
+                await asyncio.shield(rollback)
+            except asyncio.CancelledError:
+                cancelled = True
+        if not rollback.cancelled() and rollback.exception() is not None:
+            log.error("rolling back a database transaction failed", exc_info=rollback.exception())
+        return cancelled
 
     async def _write(self, sql: str, params: tuple[Any, ...]) -> None:
         async with self._write_lock:
             await self._db.execute(sql, params)
+
+    async def _update(self, sql: str, params: tuple[Any, ...]) -> int:
+        """Run one conditional UPDATE; returns how many rows it changed."""
+        async with self._write_lock:
+            cur = await self._db.execute(sql, params)
+            changed = cur.rowcount
+            await cur.close()
+        return changed
 
     async def schema_version(self) -> int:
         async with self._db.execute("PRAGMA user_version") as cur:
@@ -172,6 +274,21 @@ class SqliteStore:
             (user_id, guild_id),
         )
 
+    async def untold_jobs(self, *, since: float) -> list[JobRecord]:
+        return await self._many(
+            f"SELECT * FROM jobs WHERE status IN ({_UNTOLD}) AND told_at IS NULL AND finished_at >= ? ORDER BY id",
+            (since,),
+        )
+
+    async def begin_submit(self, job_id: int, *, now: float) -> JobRecord | None:
+        """Record that the submit is about to leave, unless the job was cancelled or already sent."""
+        changed = await self._update(
+            """UPDATE jobs SET submit_started_at = ?, updated_at = ?
+               WHERE id = ? AND status = ? AND submit_started_at IS NULL AND cancel_requested_at IS NULL""",
+            (now, now, job_id, JobState.PENDING.value),
+        )
+        return await self._require(job_id) if changed else None
+
     async def mark_submitted(
         self,
         job_id: int,
@@ -185,8 +302,19 @@ class SqliteStore:
     ) -> JobRecord:
         await self._write(
             """UPDATE jobs SET status = ?, request_id = ?, status_url = ?, response_url = ?, cancel_url = ?,
-                   queue_position = ?, submitted_at = ?, updated_at = ? WHERE id = ?""",
-            (JobState.QUEUED.value, request_id, status_url, response_url, cancel_url, queue_position, now, now, job_id),
+                   queue_position = ?, submitted_at = ?, updated_at = ? WHERE id = ? AND status = ?""",
+            (
+                JobState.QUEUED.value,
+                request_id,
+                status_url,
+                response_url,
+                cancel_url,
+                queue_position,
+                now,
+                now,
+                job_id,
+                JobState.PENDING.value,
+            ),
         )
         return await self._require(job_id)
 
@@ -194,21 +322,18 @@ class SqliteStore:
         self, job_id: int, state: JobState, *, queue_position: int | None, started_at: float | None, now: float
     ) -> JobRecord:
         await self._write(
-            """UPDATE jobs SET status = ?, queue_position = ?, started_at = COALESCE(started_at, ?), updated_at = ?
-               WHERE id = ?""",
+            f"""UPDATE jobs SET status = ?, queue_position = ?, started_at = COALESCE(started_at, ?), updated_at = ?
+                WHERE id = ? AND status IN ({_FOLLOWED})""",
             (state.value, queue_position, started_at, now, job_id),
         )
         return await self._require(job_id)
 
     async def request_cancel(self, job_id: int, *, user_id: int, now: float) -> JobRecord | None:
-        async with self._write_lock:
-            cur = await self._db.execute(
-                f"""UPDATE jobs SET cancel_requested_by = ?, cancel_requested_at = ?, updated_at = ?
-                    WHERE id = ? AND cancel_requested_at IS NULL AND status IN ({_ACTIVE})""",
-                (user_id, now, now, job_id),
-            )
-            changed = cur.rowcount
-            await cur.close()
+        changed = await self._update(
+            f"""UPDATE jobs SET cancel_requested_by = ?, cancel_requested_at = ?, updated_at = ?
+                WHERE id = ? AND cancel_requested_at IS NULL AND status IN ({_ACTIVE})""",
+            (user_id, now, now, job_id),
+        )
         return await self._require(job_id) if changed else None
 
     async def mark_delivery_attempt(self, job_id: int, *, now: float) -> JobRecord:
@@ -220,7 +345,8 @@ class SqliteStore:
 
     async def clear_cancel(self, job_id: int, *, now: float) -> JobRecord:
         await self._write(
-            "UPDATE jobs SET cancel_requested_by = NULL, cancel_requested_at = NULL, updated_at = ? WHERE id = ?",
+            f"""UPDATE jobs SET cancel_requested_by = NULL, cancel_requested_at = NULL, updated_at = ?
+                WHERE id = ? AND status IN ({_ACTIVE})""",
             (now, job_id),
         )
         return await self._require(job_id)
@@ -234,13 +360,23 @@ class SqliteStore:
         refund: bool,
         error_type: str | None = None,
         error_message: str | None = None,
-    ) -> JobRecord:
-        await self._write(
-            """UPDATE jobs SET status = ?, finished_at = ?, updated_at = ?, error_type = ?, error_message = ?,
-                   queue_position = NULL, cost = CASE WHEN ? THEN 0 ELSE cost END WHERE id = ?""",
-            (state.value, now, now, error_type, error_message, int(refund), job_id),
+        told: bool = False,
+    ) -> JobRecord | None:
+        changed = await self._update(
+            f"""UPDATE jobs SET status = ?, finished_at = ?, updated_at = ?, error_type = ?, error_message = ?,
+                    queue_position = NULL, cost = CASE WHEN ? THEN 0 ELSE cost END,
+                    told_at = CASE WHEN ? THEN ? ELSE NULL END,
+                    interaction_token = CASE WHEN ? THEN NULL ELSE interaction_token END
+                WHERE id = ? AND status IN ({_ACTIVE})""",
+            (state.value, now, now, error_type, error_message, int(refund), int(told), now, int(told), job_id),
         )
-        return await self._require(job_id)
+        return await self._require(job_id) if changed else None
+
+    async def mark_told(self, job_id: int, *, now: float) -> None:
+        # The interaction token is a credential: once the member has been told, it is not needed.
+        await self._write(
+            "UPDATE jobs SET told_at = COALESCE(told_at, ?), interaction_token = NULL WHERE id = ?", (now, job_id)
+        )
 
     async def set_reply(self, job_id: int, *, message_id: int | None, token_dead: bool, now: float) -> JobRecord:
         await self._write(
@@ -416,13 +552,18 @@ def _job(row: aiosqlite.Row) -> JobRecord:
         error_type=row["error_type"],
         error_message=row["error_message"],
         delivery_attempted_at=row["delivery_attempted_at"],
+        submit_started_at=row["submit_started_at"],
+        told_at=row["told_at"],
     )
 
 
 @asynccontextmanager
-async def open_store(database_url: str) -> AsyncIterator[SqliteStore]:
-    """Open the store named by ``DATABASE_URL`` for the lifetime of the ``async with`` block."""
-    store = await SqliteStore.open(sqlite_path(database_url))
+async def open_store(database_url: str, *, busy_timeout: float = BUSY_TIMEOUT) -> AsyncIterator[SqliteStore]:
+    """Open the store named by ``DATABASE_URL`` for the lifetime of the ``async with`` block.
+
+    Raises :class:`StoreOpenError` when the database cannot be used (see :meth:`SqliteStore.open`).
+    """
+    store = await SqliteStore.open(sqlite_path(database_url), busy_timeout=busy_timeout)
     try:
         yield store
     finally:
