@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from PIL import Image
 
+from bot.metrics import Metrics
 from bot.queue import (
     AuthenticationError,
     CancelOutcome,
@@ -35,10 +36,11 @@ from bot.queue import (
     ResultTooLargeError,
     RetryPolicy,
     SubmitUncertainError,
+    UpstreamHealth,
     UpstreamUnavailableError,
 )
 from bot.queue.models import parse_result, parse_status
-from bot.simulator import Fault, Simulator, SimulatorOptions, run_simulator
+from bot.simulator import TRUNCATED_JSON, Fault, Simulator, SimulatorOptions, run_simulator
 from bot.simulator.app import Endpoint
 
 # Random-looking from its first character, so even a partial leak of a prefix is detectable.
@@ -126,7 +128,8 @@ async def serve() -> AsyncIterator[Serve]:
 def make_client(session: aiohttp.ClientSession, sleep: FakeSleep) -> MakeClient:
     def make(base_url: str, **kwargs: Any) -> QueueClient:
         kwargs.setdefault("api_key", KEY)
-        return QueueClient(session, base_url=base_url, sleep=sleep, rng=random.Random(0), **kwargs)
+        kwargs.setdefault("sleep", sleep)
+        return QueueClient(session, base_url=base_url, rng=random.Random(0), **kwargs)
 
     return make
 
@@ -612,15 +615,34 @@ async def test_malformed_status_body_raises(
     assert sleep.delays == []
 
 
-async def test_malformed_submit_body_raises(serve: Serve, make_client: MakeClient) -> None:
-    """A 200 submit answer without a request_id is a MalformedResponseError."""
+@pytest.mark.parametrize(
+    "response",
+    [
+        lambda: web.json_response([]),
+        lambda: web.json_response({}),
+        lambda: web.json_response({"request_id": "", "queue_position": 0}),
+        lambda: web.json_response({"request_id": 12345}),
+        lambda: web.Response(text="<html>accepted</html>", content_type="text/html"),
+    ],
+    ids=["json-list", "empty-object", "empty-id", "numeric-id", "not-json"],
+)
+async def test_2xx_submit_answer_without_request_id_is_uncertain(
+    serve: Serve, make_client: MakeClient, sleep: FakeSleep, response: Callable[[], web.Response]
+) -> None:
+    """A 2xx submit answer that names no job is a SubmitUncertainError (the job may exist and be billed),
+    sent once and never retried."""
 
     async def answer(_: web.Request) -> web.StreamResponse:
-        return web.json_response([])
+        return response()
 
-    client = make_client(await serve(answer))
-    with pytest.raises(MalformedResponseError, match="request_id"):
+    upstream = Recorder(answer)
+    client = make_client(await serve(upstream))
+    with pytest.raises(SubmitUncertainError) as caught:
         await client.submit(REQUEST)
+    assert caught.value.status == 200
+    assert caught.value.kind == "malformed"
+    assert len(upstream.seen) == 1
+    assert sleep.delays == []
 
 
 async def test_slow_status_times_out_and_raises_unavailable(
@@ -984,3 +1006,324 @@ async def test_download_retries_server_error(sim: Simulator, client: QueueClient
     assert data.startswith(b"\x89PNG")
     assert statuses(sim, "file") == [503, 200]
     assert len(sleep.delays) == 1
+
+
+# --------------------------------------------------------------------------- 10. outages, refusals and metrics
+
+
+class WallClock:
+    """A settable Unix-time clock for UpstreamHealth."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Ticker:
+    """A monotonic clock with a sleep that advances it instead of waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.delays: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        self.delays.append(delay)
+        self.now += delay
+
+
+def operator_lines(caplog: pytest.LogCaptureFixture) -> list[tuple[int, str]]:
+    """What the queue package logged at INFO and above: the lines an operator reads."""
+    return [
+        (record.levelno, record.getMessage())
+        for record in caplog.records
+        if record.name.startswith("bot.queue") and record.levelno >= logging.INFO
+    ]
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float:
+    return metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+async def test_connection_refused_is_one_outage_then_one_recovery_line(
+    make_client: MakeClient, sleep: FakeSleep, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Polls of several jobs to a port nobody listens on log one warning in all, each call bounded in
+    tries with backoff; when the service answers again, one info line says after how long."""
+    caplog.set_level(logging.DEBUG)
+    url = closed_port_url()
+    wall = WallClock()
+    client = make_client(url, health=UpstreamHealth(clock=wall))
+    handles = [client.handle(f"r{i}") for i in range(3)]
+    for _ in range(2):
+        for handle in handles:
+            with pytest.raises(UpstreamUnavailableError) as caught:
+                await client.status(handle)
+            assert caught.value.kind == "connection"
+        wall.now += 30
+    policy = RetryPolicy()
+    assert len(sleep.delays) == 6 * (policy.attempts - 1)
+    assert min(sleep.delays) >= policy.min_delay
+    assert not client.health.reachable
+    assert client.health.outage_since == wall.now - 60
+    assert client.health.last_error is not None and client.health.last_error.kind == "connection"
+    assert operator_lines(caplog) == [
+        (
+            logging.WARNING,
+            "the image service is unreachable: could not reach the upstream (ClientConnectorError); jobs keep waiting",
+        )
+    ]
+
+    port = int(url.rsplit(":", 1)[1])
+    async with run_simulator(SimulatorOptions(api_key=KEY, manual=True), port=port):
+        await client.submit(REQUEST)
+    assert client.health.reachable
+    assert client.health.last_success == wall.now
+    assert operator_lines(caplog)[1:] == [(logging.INFO, "the image service answered again after 60 s")]
+
+
+async def test_burst_of_5xx_across_jobs_is_one_outage(
+    sim: Simulator, make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A burst of 503s that outlasts every concurrent poll's retries is one outage: one warning, one
+    recovery line, and the health object knows the state in between."""
+    caplog.set_level(logging.INFO, logger="bot.queue")
+    wall = WallClock()
+    client = make_client(sim.base_url, health=UpstreamHealth(clock=wall))
+    handles = [(await client.submit(GenerationRequest(f"job {i}"))).handle for i in range(3)]
+    wall.now += 5
+    sim.add_fault(Fault("status", status=503, times=3 * RetryPolicy().attempts))
+    outcomes = await asyncio.gather(*(client.status(h) for h in handles), return_exceptions=True)
+    assert all(isinstance(o, UpstreamUnavailableError) and o.kind == "http_5xx" for o in outcomes)
+    assert not client.health.reachable
+    assert client.health.last_error is not None
+    assert (client.health.last_error.operation, client.health.last_error.kind) == ("status", "http_5xx")
+    assert [level for level, _ in operator_lines(caplog)] == [logging.WARNING]
+    assert "Runtime execution failed" in operator_lines(caplog)[0][1]
+
+    wall.now += 12
+    assert (await client.status(handles[0])).state is QueueState.RUNNING
+    assert client.health.reachable
+    assert operator_lines(caplog)[1:] == [(logging.INFO, "the image service answered again after 12 s")]
+
+
+async def test_transient_5xx_recovered_by_a_retry_is_no_outage(
+    sim: Simulator, client: QueueClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 503 that a retry gets past is remembered as the last error but logs nothing at INFO or above."""
+    caplog.set_level(logging.DEBUG)
+    handle = await submit_running(sim, client)
+    sim.add_fault(Fault("status", status=503, times=2))
+    assert (await client.status(handle)).state is QueueState.RUNNING
+    assert client.health.reachable
+    assert client.health.last_error is not None and client.health.last_error.kind == "http_5xx"
+    assert client.health.last_success is not None and client.health.last_success >= client.health.last_error.at
+    assert operator_lines(caplog) == []
+
+
+async def test_one_failed_call_among_working_ones_is_no_outage(
+    sim: Simulator, make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A call that used up its retries while another call got through meanwhile does not announce an
+    outage: the service works, that call was unlucky."""
+    caplog.set_level(logging.INFO, logger="bot.queue")
+    wall = WallClock()
+    client = make_client(sim.base_url, health=UpstreamHealth(clock=wall))
+    handle = await submit_running(sim, client)
+    wall.now += 1
+    first = client.health.now()
+    health = client.health
+    health.failed(UpstreamUnavailableError("HTTP 503", kind="http_5xx"), "status", final=False, started=first)
+    wall.now += 1
+    assert (await client.status(handle)).state is QueueState.RUNNING  # another job's poll works
+    health.failed(UpstreamUnavailableError("HTTP 503", kind="http_5xx"), "status", final=True, started=first)
+    assert health.reachable
+    assert operator_lines(caplog) == []
+
+
+async def test_timeouts_are_an_outage(
+    sim: Simulator, make_client: MakeClient, sleep: FakeSleep, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Answers slower than the client's timeout, on every try, are one outage of kind "timeout"."""
+    caplog.set_level(logging.INFO, logger="bot.queue")
+    client = make_client(sim.base_url, timeout=aiohttp.ClientTimeout(total=0.2), retry=RetryPolicy(attempts=2))
+    handle = await submit_running(sim, client)
+    sim.add_fault(Fault("status", delay=1, times=2))
+    with pytest.raises(UpstreamUnavailableError) as caught:
+        await client.status(handle)
+    assert caught.value.kind == "timeout"
+    assert len(sim.calls_to("status")) == 2
+    assert len(sleep.delays) == 1
+    assert not client.health.reachable
+    assert operator_lines(caplog) == [
+        (logging.WARNING, "the image service is unreachable: the upstream did not answer in time; jobs keep waiting")
+    ]
+
+
+async def test_retry_after_is_honoured_and_floored(sim: Simulator, client: QueueClient, sleep: FakeSleep) -> None:
+    """Retry-After is waited as given, but "Retry-After: 0" still waits RetryPolicy.min_delay: no tight loop."""
+    handle = await submit_running(sim, client)
+    sim.add_fault(Fault("status", status=429, retry_after=0, times=2))
+    assert (await client.status(handle)).state is QueueState.RUNNING
+    assert sleep.delays == [RetryPolicy().min_delay] * 2
+    assert statuses(sim, "status") == [429, 429, 200]
+
+
+async def test_retry_after_holds_back_every_call_capped(sim: Simulator, session: aiohttp.ClientSession) -> None:
+    """A Retry-After over the cap is reported at once, and every later call of the client waits out the
+    capped hold before it is sent; after that, calls go straight through."""
+    ticker = Ticker()
+    client = QueueClient(
+        session,
+        base_url=sim.base_url,
+        api_key=KEY,
+        retry=RetryPolicy(max_retry_after=30),
+        sleep=ticker.sleep,
+        clock=ticker,
+        rng=random.Random(0),
+    )
+    running = await submit_running(sim, client)
+    queued = (await client.submit(REQUEST)).handle
+    sim.add_fault(Fault("status", status=429, retry_after=600))
+    with pytest.raises(RateLimitedError) as caught:
+        await client.status(running)
+    assert caught.value.retry_after == 600.0
+    assert ticker.delays == []
+
+    assert (await client.status(queued)).state is QueueState.QUEUED  # another job's poll
+    assert ticker.delays == [30.0]
+    assert await client.cancel(queued) is CancelOutcome.REQUESTED
+    assert ticker.delays == [30.0]
+    assert statuses(sim, "status") == [429, 200]
+    assert client.health.reachable
+
+
+async def test_retry_after_of_one_call_holds_back_the_others(sim: Simulator, session: aiohttp.ClientSession) -> None:
+    """While one poll waits out a Retry-After, another job's poll waits for the same moment instead of
+    drawing another 429."""
+    now = [1000.0]
+    delays: list[float] = []
+    second: list[asyncio.Task[QueueStatus]] = []
+
+    async def sleep(delay: float) -> None:
+        delays.append(delay)
+        if second:
+            now[0] += delay
+            return
+        waited_from = now[0]
+        now[0] += 2  # two seconds into this wait, another job polls
+        second.append(asyncio.create_task(client.status(handle)))
+        await second[0]
+        now[0] = max(now[0], waited_from + delay)
+
+    client = QueueClient(session, base_url=sim.base_url, api_key=KEY, sleep=sleep, clock=lambda: now[0])
+    handle = await submit_running(sim, client)
+    sim.add_fault(Fault("status", status=429, retry_after=5))
+    assert (await client.status(handle)).state is QueueState.RUNNING
+    assert (await second[0]).state is QueueState.RUNNING
+    assert delays == [5.0, 3.0]
+    assert statuses(sim, "status") == [429, 200, 200]
+
+
+async def test_key_revoked_mid_run_is_one_error_until_it_works_again(
+    sim: Simulator, client: QueueClient, sleep: FakeSleep, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A key revoked while jobs run: every call is an AuthenticationError, never retried, logged once as an
+    error (not once per job per poll) until a call succeeds again."""
+    caplog.set_level(logging.DEBUG)
+    handles = [await submit_running(sim, client), (await client.submit(REQUEST)).handle]
+    sim.revoke_key()
+    for _ in range(3):
+        for handle in handles:
+            with pytest.raises(AuthenticationError):
+                await client.status(handle)
+    with pytest.raises(AuthenticationError):
+        await client.submit(REQUEST)
+    assert sleep.delays == []
+    assert statuses(sim, "status") == [401] * 6
+    assert client.health.key_refused
+    assert client.health.reachable
+    lines = operator_lines(caplog)
+    assert [level for level, _ in lines] == [logging.ERROR]
+    assert "refused the API key" in lines[0][1]
+    assert KEY not in caplog.text
+
+    sim.restore_key()
+    assert (await client.status(handles[0])).state is QueueState.RUNNING
+    assert not client.health.key_refused
+    assert operator_lines(caplog)[1:] == [(logging.INFO, "the image service accepts the API key again")]
+
+
+async def test_unknown_request_id_is_an_answer_not_an_outage(
+    sim: Simulator, make_client: MakeClient, sleep: FakeSleep
+) -> None:
+    """A 404 for an unknown request id is a NotFoundError at once; the service answered, so it counts
+    as reachable and is not shown as the upstream's last error."""
+    metrics = Metrics()
+    client = make_client(sim.base_url, metrics=metrics)
+    with pytest.raises(NotFoundError) as caught:
+        await client.status(client.handle("mmsu_unknown"))
+    assert caught.value.kind == "not_found"
+    assert sleep.delays == []
+    assert client.health.reachable
+    assert client.health.last_success is not None
+    assert client.health.last_error is None
+    assert sample(metrics, "imagine_upstream_errors_total", operation="status", kind="not_found") == 1
+
+
+async def test_malformed_json_status_answer(sim: Simulator, client: QueueClient, sleep: FakeSleep) -> None:
+    """A status answer cut off mid-JSON is a MalformedResponseError, not retried; the next poll works."""
+    handle = await submit_running(sim, client)
+    sim.add_fault(Fault("status", body=TRUNCATED_JSON))
+    with pytest.raises(MalformedResponseError) as caught:
+        await client.status(handle)
+    assert caught.value.kind == "malformed"
+    assert statuses(sim, "status") == [200]
+    assert sleep.delays == []
+    assert client.health.last_error is not None and client.health.last_error.kind == "malformed"
+    assert client.health.reachable
+    assert (await client.status(handle)).state is QueueState.RUNNING
+
+
+@pytest.mark.parametrize("body", [TRUNCATED_JSON, '{"queue_position": 0}'], ids=["truncated", "no-request-id"])
+async def test_submit_answered_2xx_without_a_readable_id_is_uncertain(
+    sim: Simulator, client: QueueClient, sleep: FakeSleep, body: str
+) -> None:
+    """The job was created upstream but the 200 answer does not name it: SubmitUncertainError after one
+    submit, and the job exists (it may be billed), so nothing is sent again."""
+    sim.add_fault(Fault("submit", body=body, after_processing=True))
+    with pytest.raises(SubmitUncertainError) as caught:
+        await client.submit(REQUEST)
+    assert caught.value.kind == "malformed"
+    assert len(sim.calls_to("submit")) == 1
+    assert len(sim.jobs) == 1
+    assert sleep.delays == []
+
+
+async def test_client_records_latency_errors_and_polls(sim: Simulator, make_client: MakeClient) -> None:
+    """Each attempt's latency is observed by operation, each failed attempt counted by kind, each poll once."""
+    metrics = Metrics()
+    client = make_client(sim.base_url, metrics=metrics)
+    handle = await submit_running(sim, client)
+    sim.add_fault(Fault("status", status=503))
+    await client.status(handle)
+    await client.status(handle)
+    await finish(sim, handle)
+    result = await client.result(handle)
+    assert isinstance(result, QueueResult)
+    await client.download(result.images[0].url, max_bytes=MAX_DOWNLOAD)
+    assert await client.cancel(client.handle("mmsu_unknown")) is CancelOutcome.NOT_FOUND
+
+    assert sample(metrics, "imagine_status_polls_total") == 2
+    counts = {
+        op: sample(metrics, "imagine_upstream_request_seconds_count", operation=op)
+        for op in ("submit", "status", "result", "download", "cancel")
+    }
+    assert counts == {"submit": 1, "status": 3, "result": 1, "download": 1, "cancel": 1}
+    assert sample(metrics, "imagine_upstream_errors_total", operation="status", kind="http_5xx") == 1
+    assert sample(metrics, "imagine_upstream_errors_total", operation="cancel", kind="not_found") == 1
+    assert sample(metrics, "imagine_upstream_request_seconds_sum", operation="status") > 0

@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from bot.simulator import Fault, Simulator, SimulatorOptions, run_simulator
+from bot.simulator import TRUNCATED_JSON, Fault, Simulator, SimulatorOptions, run_simulator
 
 KEY = "sim-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -442,6 +442,40 @@ async def test_random_faults_from_rates(http: aiohttp.ClientSession) -> None:
     async with run_simulator(opts(rate_limit_rate=1.0)) as sim:
         status, body, response = await call(http, "POST", sim.queue_url, json={"prompt": "p"})
         assert status == 429 and response.headers["Retry-After"] == "1"
+
+
+async def test_fault_body_replaces_the_answer(http: aiohttp.ClientSession) -> None:
+    async with run_simulator(opts(manual=True)) as sim:
+        rid = (await submit(http, sim, {"prompt": "p"}))["request_id"]
+        sim.add_fault(Fault("status", body=TRUNCATED_JSON))
+        async with http.get(f"{sim.queue_url}/requests/{rid}/status", headers=AUTH) as response:
+            assert response.status == 200
+            assert response.content_type == "application/json"
+            assert await response.text() == TRUNCATED_JSON
+        status, _ = await status_of(http, sim, rid)
+        assert status == 200
+        assert sim.calls_to("status")[0].fault == Fault("status", body=TRUNCATED_JSON)
+
+        sim.add_fault(Fault("submit", body='{"queue_position": 0}', status=202, after_processing=True))
+        async with http.post(sim.queue_url, json={"prompt": "unnamed"}, headers=AUTH) as response:
+            assert (response.status, await response.json()) == (202, {"queue_position": 0})
+        assert len(sim.submits()) == 2  # the job exists although its answer did not name it
+
+
+async def test_revoked_key(http: aiohttp.ClientSession) -> None:
+    async with run_simulator(opts(manual=True)) as sim:
+        rid = (await submit(http, sim, {"prompt": "p"}))["request_id"]
+        sim.revoke_key()
+        assert sim.key_revoked
+        unauthorized = {"error": {"code": "UNAUTHORIZED", "message": "Invalid or missing API key"}, "request_id": None}
+        assert await status_of(http, sim, rid) == (401, unauthorized)
+        assert await cancel(http, sim, rid) == (401, unauthorized)
+        status, body, _ = await call(http, "POST", sim.queue_url, json={"prompt": "p"})
+        assert (status, body) == (401, unauthorized)
+        assert len(sim.jobs) == 1 and not sim.jobs[rid].cancel_requested
+        assert sim.calls[-1].authorized  # the right key was sent; it is just not accepted any more
+        sim.restore_key()
+        assert (await status_of(http, sim, rid))[0] == 200
 
 
 async def test_balance_exhausted(http: aiohttp.ClientSession) -> None:

@@ -12,6 +12,7 @@ from bot.queue.errors import (
     SubmitUncertainError,
     UpstreamUnavailableError,
 )
+from bot.queue.health import UpstreamFailure, UpstreamHealth
 from bot.queue.models import (
     ASPECT_RATIOS,
     MAX_PROMPT_CHARS,
@@ -54,5 +55,7 @@ __all__ = [
     "RetryPolicy",
     "Submission",
     "SubmitUncertainError",
+    "UpstreamFailure",
+    "UpstreamHealth",
     "UpstreamUnavailableError",
 ]

@@ -4,6 +4,11 @@ One :class:`QueueClient` borrows the application's single :class:`aiohttp.Client
 Status, result, cancel and downloads are idempotent and retried on transient failures; a
 submit is retried only when the upstream provably did not act on it (the connection was never
 made, or it answered 429), because a blind retry could create and bill a second job.
+
+Every attempt is reported to the client's :class:`UpstreamHealth` (``client.health``: outages and a
+refused key are logged there once, not per call) and, when given, to a :class:`bot.metrics.Metrics`
+(latency and errors by operation, status polls). A ``Retry-After`` holds back every call of this
+client, not only the one that was told, since the upstream's rate limit is per account.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ import contextlib
 import json
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlparse
 
 import aiohttp
@@ -30,6 +36,7 @@ from bot.queue.errors import (
     SubmitUncertainError,
     UpstreamUnavailableError,
 )
+from bot.queue.health import UpstreamHealth
 from bot.queue.models import (
     CancelOutcome,
     GenerationRequest,
@@ -42,6 +49,9 @@ from bot.queue.models import (
 )
 from bot.queue.retry import RetryPolicy, parse_retry_after
 
+if TYPE_CHECKING:
+    from bot.metrics import Metrics
+
 log = logging.getLogger(__name__)
 
 # API calls answer quickly; a connect that takes over 10 s or a call over 30 s is a fault, not a wait.
@@ -51,11 +61,14 @@ DOWNLOAD_TIMEOUT = aiohttp.ClientTimeout(total=180, connect=10, sock_read=60)
 MAX_ERROR_TEXT = 300
 
 Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]
 _T = TypeVar("_T")
 
 
 class ResultTooLargeError(MalformedResponseError):
     """A result file is larger than the configured cap."""
+
+    kind = "too_large"
 
 
 class _Retryable(Exception):
@@ -83,7 +96,12 @@ class QueueClient:
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
         concurrency: int = 8,
+        metrics: Metrics | None = None,
+        health: UpstreamHealth | None = None,
+        clock: Clock = time.monotonic,
     ) -> None:
+        """``metrics`` records latency, errors and polls; ``health`` (a new one by default) follows
+        the upstream's state; ``clock`` (monotonic seconds) times attempts and ``Retry-After`` holds."""
         self._session = session
         self._base = base_url.rstrip("/")
         self._origin = _origin(self._base)
@@ -100,9 +118,19 @@ class QueueClient:
         # and downloads (seconds each for a 4K file) have their own, smaller one.
         self._calls = asyncio.Semaphore(concurrency)
         self._downloads = asyncio.Semaphore(max(1, concurrency // 2))
+        self._metrics = metrics
+        self._health = health or UpstreamHealth()
+        self._clock = clock
+        # No API call starts before this moment (``clock`` time): set by a 429's Retry-After.
+        self._hold_until = 0.0
 
     def __repr__(self) -> str:
         return f"QueueClient(base_url={self._base!r}, model={self._model!r})"
+
+    @property
+    def health(self) -> UpstreamHealth:
+        """The upstream's health as this client has seen it."""
+        return self._health
 
     @property
     def queue_url(self) -> str:
@@ -136,12 +164,28 @@ class QueueClient:
     # -- the four calls --------------------------------------------------------------------
 
     async def submit(self, request: GenerationRequest) -> Submission:
-        """Create a job. Raises :class:`SubmitUncertainError` when it may exist despite the failure."""
+        """Create a job. Raises :class:`SubmitUncertainError` when it may exist despite the failure,
+        including a 2xx answer that does not say which job it created."""
         body = request.to_body(self._size_fields)
-        status, data = await self._call("POST", self.queue_url, body=body, submit=True)
-        if not isinstance(data, Mapping) or not isinstance(data.get("request_id"), str) or not data["request_id"]:
-            raise MalformedResponseError(f"submit answer (HTTP {status}) has no request_id")
-        request_id = data["request_id"]
+        try:
+            status, data = await self._call("submit", "POST", self.queue_url, body=body, submit=True)
+        except MalformedResponseError as exc:  # a 2xx that is not JSON: the upstream took the job
+            raise SubmitUncertainError(
+                f"the upstream accepted the submit but its answer is unreadable ({exc.message}); "
+                "the job may exist upstream",
+                status=exc.status,
+                kind="malformed",
+            ) from exc
+        request_id = data.get("request_id") if isinstance(data, Mapping) else None
+        if not isinstance(request_id, str) or not request_id:
+            error = SubmitUncertainError(
+                f"the upstream accepted the submit (HTTP {status}) but named no request_id; the job may exist upstream",
+                status=status,
+                kind="malformed",
+            )
+            self._record_error("submit", error)
+            self._health.failed(error, "submit")
+            raise error
         handle = self.handle(
             request_id,
             status_url=_str_or_none(data.get("status_url")),
@@ -152,23 +196,29 @@ class QueueClient:
         return Submission(handle, position if isinstance(position, int) and not isinstance(position, bool) else None)
 
     async def status(self, handle: JobHandle) -> QueueStatus:
-        _, data = await self._call("GET", handle.status_url, request_id=handle.request_id)
-        return parse_status(data, handle.request_id)
+        if self._metrics is not None:
+            self._metrics.status_poll()
+        _, data = await self._call("status", "GET", handle.status_url, request_id=handle.request_id)
+        return self._parsed("status", lambda: parse_status(data, handle.request_id))
 
     async def result(self, handle: JobHandle) -> QueueResult | QueueStatus:
         """The finished job's outputs, or its current status when it has not finished (HTTP 202)."""
-        status, data = await self._call("GET", handle.response_url, request_id=handle.request_id)
-        if status == 202:
-            return parse_status(data, handle.request_id)
-        if isinstance(data, Mapping) and "outputs" not in data and "images" not in data and "status" in data:
-            reading = parse_status(data, handle.request_id)
-            if not reading.state.is_terminal:
-                return reading
-        return parse_result(data, handle.request_id)
+        status, data = await self._call("result", "GET", handle.response_url, request_id=handle.request_id)
+
+        def parse() -> QueueResult | QueueStatus:
+            if status == 202:
+                return parse_status(data, handle.request_id)
+            if isinstance(data, Mapping) and "outputs" not in data and "images" not in data and "status" in data:
+                reading = parse_status(data, handle.request_id)
+                if not reading.state.is_terminal:
+                    return reading
+            return parse_result(data, handle.request_id)
+
+        return self._parsed("result", parse)
 
     async def cancel(self, handle: JobHandle) -> CancelOutcome:
         try:
-            _, data = await self._call("PUT", handle.cancel_url, request_id=handle.request_id, limited=False)
+            _, data = await self._call("cancel", "PUT", handle.cancel_url, request_id=handle.request_id, limited=False)
         except NotFoundError:
             return CancelOutcome.NOT_FOUND
         except InvalidRequestError as exc:
@@ -185,37 +235,39 @@ class QueueClient:
         headers = self._auth_headers() if _origin(url) == self._origin else {}
 
         async def attempt() -> bytes:
-            try:
-                async with (
-                    self._downloads,
-                    self._session.get(url, headers=headers, timeout=self._download_timeout) as resp,
-                ):
-                    if resp.status >= 400:
-                        error = self._error_for(resp.status, await resp.read(), resp.headers, None)
-                        if isinstance(error, RateLimitedError):
-                            raise _Retryable(error, error.retry_after)
-                        if isinstance(error, UpstreamUnavailableError):
-                            raise _Retryable(error)
-                        raise error
-                    if resp.content_length is not None and resp.content_length > max_bytes:
-                        raise ResultTooLargeError(f"result file is {resp.content_length} bytes, over the cap")
-                    chunks: list[bytes] = []
-                    total = 0
-                    async for chunk in resp.content.iter_chunked(1 << 16):
-                        total += len(chunk)
-                        if total > max_bytes:
-                            raise ResultTooLargeError("result file is over the size cap")
-                        chunks.append(chunk)
-                    return b"".join(chunks)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                raise _Retryable(_transport_error(exc, None)) from exc
+            async with self._downloads:
+                started = self._clock()
+                try:
+                    async with self._session.get(url, headers=headers, timeout=self._download_timeout) as resp:
+                        if resp.status >= 400:
+                            error = self._error_for(resp.status, await resp.read(), resp.headers, None)
+                            if isinstance(error, RateLimitedError):
+                                raise _Retryable(error, error.retry_after)
+                            if isinstance(error, UpstreamUnavailableError):
+                                raise _Retryable(error)
+                            raise error
+                        if resp.content_length is not None and resp.content_length > max_bytes:
+                            raise ResultTooLargeError(f"result file is {resp.content_length} bytes, over the cap")
+                        chunks: list[bytes] = []
+                        total = 0
+                        async for chunk in resp.content.iter_chunked(1 << 16):
+                            total += len(chunk)
+                            if total > max_bytes:
+                                raise ResultTooLargeError("result file is over the size cap")
+                            chunks.append(chunk)
+                        return b"".join(chunks)
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    raise _Retryable(_transport_error(exc, None)) from exc
+                finally:
+                    self._record_latency("download", started)
 
-        return await self._with_retries(attempt)
+        return await self._with_retries("download", attempt, api=False)
 
     # -- the one funnel every API call goes through ------------------------------------------
 
     async def _call(
         self,
+        operation: str,
         method: str,
         url: str,
         *,
@@ -225,26 +277,27 @@ class QueueClient:
         limited: bool = True,
     ) -> tuple[int, Any]:
         async def attempt() -> tuple[int, Any]:
-            try:
-                async with (
-                    self._calls if limited else contextlib.nullcontext(),
-                    self._session.request(
+            async with self._calls if limited else contextlib.nullcontext():
+                started = self._clock()
+                try:
+                    async with self._session.request(
                         method, url, json=body, headers=self._auth_headers(), timeout=self._timeout
-                    ) as resp,
-                ):
-                    raw = await resp.read()
-                    status = resp.status
-                    headers = resp.headers
-            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-                # The connection was never made, so nothing reached the server: always safe to repeat.
-                raise _Retryable(_transport_error(exc, request_id)) from exc
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                error = _transport_error(exc, request_id)
-                if submit:
-                    raise SubmitUncertainError(
-                        f"no answer to the submit ({error.message}); the job may exist upstream"
-                    ) from exc
-                raise _Retryable(error) from exc
+                    ) as resp:
+                        raw = await resp.read()
+                        status = resp.status
+                        headers = resp.headers
+                except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+                    # The connection was never made, so nothing reached the server: always safe to repeat.
+                    raise _Retryable(_transport_error(exc, request_id)) from exc
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    error = _transport_error(exc, request_id)
+                    if submit:
+                        raise SubmitUncertainError(
+                            f"no answer to the submit ({error.message}); the job may exist upstream", kind=error.kind
+                        ) from exc
+                    raise _Retryable(error) from exc
+                finally:
+                    self._record_latency(operation, started)
             if 200 <= status < 300:
                 return status, _decode(raw, status, request_id)
             failure = self._error_for(status, raw, headers, request_id)
@@ -255,27 +308,76 @@ class QueueClient:
                     raise SubmitUncertainError(
                         f"upstream answered HTTP {status} to the submit; the job may exist upstream",
                         status=status,
+                        kind=failure.kind,
                     )
                 raise _Retryable(failure)
             raise failure
 
         log.debug("%s %s", method, url)
-        return await self._with_retries(attempt)
+        return await self._with_retries(operation, attempt, api=True)
 
-    async def _with_retries(self, attempt: Callable[[], Awaitable[_T]]) -> _T:
+    async def _with_retries(self, operation: str, attempt: Callable[[], Awaitable[_T]], *, api: bool) -> _T:
+        """Run ``attempt`` until it succeeds, fails for good, or runs out of tries.
+
+        API calls (``api``) wait out a hold set by any call's ``Retry-After`` and report to
+        :attr:`health`; downloads, which may come from another host, do neither.
+        """
         tries = 0
+        started_at = self._health.now()
+        waited_until = float("-inf")  # ``clock`` time this call has already slept up to
         while True:
+            if api and (hold := self._hold_until - max(self._clock(), waited_until)) > 0:
+                log.debug("upstream %s held back %.1fs by an earlier Retry-After", operation, hold)
+                waited_until = self._clock() + hold
+                await self._sleep(hold)
             tries += 1
             try:
-                return await attempt()
+                result = await attempt()
             except _Retryable as failure:
+                error = failure.error
+                self._record_error(operation, error)
                 retry_after = failure.retry_after
+                if api and retry_after is not None:
+                    self._hold(min(retry_after, self._retry.max_retry_after))
                 too_long = retry_after is not None and retry_after > self._retry.max_retry_after
-                if tries >= self._retry.attempts or too_long:
-                    raise failure.error from failure.__cause__
+                final = tries >= self._retry.attempts or too_long
+                if api:
+                    self._health.failed(error, operation, final=final, started=started_at)
+                if final:
+                    raise error from failure.__cause__
                 delay = self._retry.delay(tries, self._rng, retry_after)
-                log.info("upstream call failed (%s); retrying in %.1fs", failure.error.message, delay)
+                log.debug("upstream %s failed (%s); retrying in %.1fs", operation, error.message, delay)
+                waited_until = self._clock() + delay
                 await self._sleep(delay)
+            except QueueError as error:
+                self._record_error(operation, error)
+                if api:
+                    self._health.failed(error, operation, started=started_at)
+                raise
+            else:
+                if api:
+                    self._health.succeeded(operation)
+                return result
+
+    def _hold(self, seconds: float) -> None:
+        self._hold_until = max(self._hold_until, self._clock() + max(0.0, seconds))
+
+    def _parsed(self, operation: str, parse: Callable[[], _T]) -> _T:
+        """Read an answer's body; an unreadable one is counted as a ``malformed`` error."""
+        try:
+            return parse()
+        except MalformedResponseError as error:
+            self._record_error(operation, error)
+            self._health.failed(error, operation)
+            raise
+
+    def _record_latency(self, operation: str, started: float) -> None:
+        if self._metrics is not None:
+            self._metrics.upstream_latency(operation, self._clock() - started)
+
+    def _record_error(self, operation: str, error: QueueError) -> None:
+        if self._metrics is not None:
+            self._metrics.upstream_error(operation, error.kind)
 
     def _auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
@@ -294,9 +396,11 @@ class QueueClient:
             return NotFoundError(message, **kwargs)
         if status in (400, 409, 413, 422):
             return InvalidRequestError(message, **kwargs)
-        if status >= 500 or status == 408:
+        if status == 408:
+            return UpstreamUnavailableError(message, kind="timeout", **kwargs)
+        if status >= 500:
             return UpstreamUnavailableError(message, **kwargs)
-        return QueueError(message, **kwargs)
+        return QueueError(message, kind=f"http_{status // 100}xx", **kwargs)
 
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, "[redacted]") if self._api_key else text
@@ -346,5 +450,7 @@ def _error_message(raw: bytes) -> str:
 
 def _transport_error(exc: BaseException, request_id: str | None) -> UpstreamUnavailableError:
     if isinstance(exc, TimeoutError):
-        return UpstreamUnavailableError("the upstream did not answer in time", request_id=request_id)
-    return UpstreamUnavailableError(f"could not reach the upstream ({type(exc).__name__})", request_id=request_id)
+        return UpstreamUnavailableError("the upstream did not answer in time", request_id=request_id, kind="timeout")
+    return UpstreamUnavailableError(
+        f"could not reach the upstream ({type(exc).__name__})", request_id=request_id, kind="connection"
+    )

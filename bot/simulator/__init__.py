@@ -2,6 +2,7 @@
 
 from bot.simulator.app import (
     SIMULATOR_KEY,
+    TRUNCATED_JSON,
     Fault,
     RecordedCall,
     SimJob,
@@ -14,6 +15,7 @@ from bot.simulator.app import (
 
 __all__ = [
     "SIMULATOR_KEY",
+    "TRUNCATED_JSON",
     "Fault",
     "RecordedCall",
     "SimJob",

@@ -3,7 +3,8 @@
 It follows ``shared/reference/queue-api.md``: submit / status / result / cancel under
 ``/v1/queue/{model}``, Bearer auth, a real FIFO queue served by ``workers`` asyncio tasks, result files
 served (without auth, like a CDN) under ``/files/{request_id}/image.png``, and test hooks: injected
-faults, forced error types, manual completion, a balance limit and a record of every call.
+faults, forced error types, manual completion, a balance limit, a revocable API key and a record of
+every call.
 
 Choices where the reference is silent:
 
@@ -64,6 +65,8 @@ ERROR_MESSAGES: Final = MappingProxyType(
 )
 
 _ENDPOINT_NAMES: Final = frozenset(get_args(Endpoint))
+#: A JSON answer cut off mid-way, as a broken proxy or a dropped connection can leave it.
+TRUNCATED_JSON: Final = '{"request_id": "mmsu_01hx'
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,8 @@ class Fault:
     With ``after_processing``: handle the call first (a submit creates its job, a cancel cancels),
     then wait ``delay``, then answer ``status`` instead of the real answer (if not None).
     429 answers carry the gateway body, 5xx ``{"detail": "Runtime execution failed"}``.
+    ``body`` replaces the answer's body with that raw text, labelled JSON whatever it is (e.g.
+    :data:`TRUNCATED_JSON`, or JSON without a field the client needs), with ``status`` (default 200).
     ``endpoint="any"`` matches the four API endpoints (not ``"file"`` downloads).
     """
 
@@ -83,12 +88,18 @@ class Fault:
     delay: float = 0.0
     times: int = 1
     after_processing: bool = False
+    body: str | None = None
 
     def __post_init__(self) -> None:
         if self.times < 1:
             raise ValueError("Fault.times must be >= 1")
         if self.delay < 0:
             raise ValueError("Fault.delay must be >= 0")
+
+    @property
+    def replaces_answer(self) -> bool:
+        """The fault answers instead of the handler (a status or a body was given)."""
+        return self.status is not None or self.body is not None
 
     def matches(self, endpoint: Endpoint) -> bool:
         if self.endpoint == "any":
@@ -280,10 +291,12 @@ def _retry_after_value(seconds: float) -> str:
 
 def _fault_response(fault: Fault) -> web.Response:
     status = fault.status
-    assert status is not None
     headers = {}
     if fault.retry_after is not None:
         headers["Retry-After"] = _retry_after_value(fault.retry_after)
+    if fault.body is not None:
+        return web.Response(text=fault.body, status=status or 200, headers=headers, content_type="application/json")
+    assert status is not None
     body: dict[str, Any]
     if status == 429:
         body = {"error": {"code": "RATE_LIMIT_EXCEEDED", "message": "Rate limit exceeded"}, "request_id": None}
@@ -324,6 +337,7 @@ class Simulator:
         self._base_url: str | None = None
         self._http: aiohttp.ClientSession | None = None
         self._workers: list[asyncio.Task[None]] = []
+        self._key_revoked = False
 
     # ----------------------------------------------------------------- test hooks
 
@@ -345,6 +359,18 @@ class Simulator:
 
     def add_fault(self, fault: Fault) -> None:
         self._faults.append(_FaultSlot(fault, fault.times))
+
+    def revoke_key(self) -> None:
+        """From now on the API key is refused (401 on every API call), as if revoked mid-run."""
+        self._key_revoked = True
+
+    def restore_key(self) -> None:
+        """Accept the API key again."""
+        self._key_revoked = False
+
+    @property
+    def key_revoked(self) -> bool:
+        return self._key_revoked
 
     def pending_faults(self) -> list[Fault]:
         """Faults not used up yet."""
@@ -467,7 +493,7 @@ class Simulator:
             if fault is None or not fault.after_processing:
                 if fault is not None and fault.delay > 0:
                     await asyncio.sleep(fault.delay)
-                if fault is not None and fault.status is not None:
+                if fault is not None and fault.replaces_answer:
                     response = _fault_response(fault)
                 elif read_error is not None:
                     response = _http_error_response(read_error)
@@ -480,7 +506,7 @@ class Simulator:
                     response = await self._call(handler, request)
                 if fault.delay > 0:
                     await asyncio.sleep(fault.delay)
-                if fault.status is not None:
+                if fault.replaces_answer:
                     response = _fault_response(fault)
         finally:
             call.answered_at = time.monotonic()
@@ -492,7 +518,7 @@ class Simulator:
             request.path,
             response.status,
             endpoint,
-            " (injected fault)" if fault is not None and fault.status is not None else "",
+            " (injected fault)" if fault is not None and fault.replaces_answer else "",
             (call.answered_at - call.received_at) * 1000,
         )
         return response
@@ -505,7 +531,7 @@ class Simulator:
             return _http_error_response(exc)
 
     def _guard(self, request: web.Request) -> web.Response | None:
-        if not self._authorized(request):
+        if self._key_revoked or not self._authorized(request):
             return web.json_response(_unauthorized_body(), status=401)
         model = request.match_info["model"]
         if model != self.options.model:
