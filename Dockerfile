@@ -1,10 +1,13 @@
 # Imagine bot: a slim image that runs `python -m bot` as an unprivileged user.
 #
+#   docker compose up -d                     (see compose.yaml), or by hand:
 #   docker build -t imagine-bot .
-#   docker run --env-file .env -v imagine-data:/data imagine-bot
+#   docker run -d --env-file .env -v imagine-data:/data --restart unless-stopped imagine-bot
 #
 # The SQLite database lives on the /data volume. /healthz is served on METRICS_PORT for the
 # HEALTHCHECK (and /metrics for a scraper). The bot stops gracefully on SIGTERM (docker stop).
+# An --env-file copied from .env.example sets METRICS_PORT empty, which turns the listener (and so
+# the HEALTHCHECK) off: delete that line and METRICS_HOST from it to keep the values below.
 
 # --- builder: the project and its dependencies in a virtual environment ------------------------
 FROM python:3.12-slim AS builder
