@@ -23,6 +23,9 @@ class Progress:
     now: float
     cancelling: bool = False
     notice: str | None = None
+    # The learned estimate: seconds left, and how far along the job is (0..1).
+    remaining: float | None = None
+    fraction: float | None = None
 
     @property
     def elapsed(self) -> float:

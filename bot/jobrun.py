@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot import imaging
@@ -37,6 +37,7 @@ from bot.queue import (
     SubmitUncertainError,
 )
 from bot.storage import Store
+from bot.timing import Estimate, PollPolicy, TimingModel
 
 log = logging.getLogger("bot.tracker")
 
@@ -48,6 +49,10 @@ Sleep = Callable[[float], Awaitable[None]]
 class TrackerSettings:
     poll_min_interval: float = 1.0
     poll_max_interval: float = 10.0
+    # The interval around a job's expected end (learned from finished jobs of its tier).
+    poll_dense_interval: float = 1.0
+    # At most this many status and result reads per second across all jobs, spread evenly.
+    upstream_reads_per_second: float = 200.0
     job_timeout: float = 600.0
     status_edit_interval: float = 5.0
     max_result_bytes: int = 80 * 1024 * 1024
@@ -68,10 +73,27 @@ class JobMetrics(Protocol):
     def delivery_lag(self, seconds: float) -> None: ...
 
 
-def poll_interval(age: float, settings: TrackerSettings, rng: random.Random) -> float:
-    """Quick at first, slower for long jobs, jittered ±20% so jobs do not poll in lock-step."""
-    base = min(settings.poll_max_interval, settings.poll_min_interval + max(0.0, age) * 0.1)
-    return float(base * rng.uniform(0.8, 1.2))
+def poll_policy(settings: TrackerSettings) -> PollPolicy:
+    low, high = settings.poll_min_interval, settings.poll_max_interval
+    return PollPolicy(min_interval=low, dense=min(high, max(low, settings.poll_dense_interval)), max_interval=high)
+
+
+class Pacer:
+    """At most ``rate`` turns a second, spread evenly: each caller takes the next free slot, so a
+    thousand jobs resumed at once read their status over seconds instead of in one burst."""
+
+    def __init__(self, rate: float, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
+        self._gap = 1.0 / rate
+        self._clock = clock
+        self._sleep = sleep
+        self._next = 0.0
+
+    async def turn(self) -> None:
+        now = self._clock()
+        slot = max(now, self._next)
+        self._next = slot + self._gap
+        if slot > now:
+            await self._sleep(slot - now)
 
 
 def log_fields(job: JobRecord) -> dict[str, object]:
@@ -79,7 +101,14 @@ def log_fields(job: JobRecord) -> dict[str, object]:
     return {"job_id": job.id, "request_id": job.request_id, "guild_id": job.guild_id}
 
 
-def progress_of(job: JobRecord, now: float, *, notice: str | None = None, cancelling: bool = False) -> Progress:
+def progress_of(
+    job: JobRecord,
+    now: float,
+    *,
+    notice: str | None = None,
+    cancelling: bool = False,
+    estimate: Estimate | None = None,
+) -> Progress:
     since = (job.started_at or now) if job.status is JobState.RUNNING else (job.submitted_at or job.created_at)
     position = job.queue_position if job.queue_position and job.queue_position > 0 else None
     return Progress(
@@ -89,7 +118,19 @@ def progress_of(job: JobRecord, now: float, *, notice: str | None = None, cancel
         now=now,
         cancelling=cancelling or job.cancel_requested_at is not None,
         notice=notice,
+        remaining=estimate.remaining if estimate else None,
+        fraction=estimate.progress if estimate else None,
     )
+
+
+def timing_of(job: JobRecord, now: float) -> dict[str, Any]:
+    """What the timing model needs to know of a job in progress."""
+    running = job.status is JobState.RUNNING and job.started_at is not None
+    return {
+        "running_for": now - job.started_at if running and job.started_at is not None else None,
+        "position": job.queue_position,
+        "waited": now - (job.submitted_at or job.created_at),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +257,8 @@ class RunContext:
     sleep: Sleep = asyncio.sleep
     rng: random.Random | None = None
     metrics: JobMetrics | None = None
+    timing: TimingModel = field(default_factory=TimingModel)
+    pacer: Pacer | None = None
     closing: Callable[[], bool] = lambda: False
     # Runs a submit so that a shutdown lets it finish (and be recorded) instead of cutting it off.
     guard_submit: Callable[[Coroutine[Any, Any, Step]], Awaitable[Step]] | None = None
@@ -249,6 +292,8 @@ class JobRun:
         self._completed_at: float | None = None
         self._shown: tuple[object, ...] | None = None
         self._shown_at = 0.0
+        # The last queue position read, and when: how fast the queue moves is learned from it.
+        self._position: tuple[int, float] | None = None
 
     def wake(self) -> None:
         """Cut the current wait short (a cancel was recorded, or something changed)."""
@@ -365,6 +410,8 @@ class JobRun:
         ctx = self._ctx
         started = job.submitted_at or job.created_at
         deadline = started + ctx.settings.job_timeout
+        if ctx.pacer is not None:
+            await ctx.pacer.turn()
         # Read before judging the deadline: after a long downtime the job may simply be done.
         try:
             reading: QueueStatus | None = await ctx.client.status(handle_of(ctx.client, job))
@@ -382,11 +429,13 @@ class JobRun:
         if now >= deadline:
             return await self._time_out(job)
         await self._show_progress(job, now)
-        await self._pause(min(poll_interval(now - started, ctx.settings, self._rng), max(0.0, deadline - now)))
+        wait = ctx.timing.next_poll(job.resolution, **timing_of(job, now)) * self._rng.uniform(0.9, 1.1)
+        await self._pause(min(wait, max(0.0, deadline - now)))
         return await ctx.store.get_job(job.id)
 
     async def _apply(self, job: JobRecord, reading: QueueStatus) -> Step:
         store, now = self._ctx.store, self._ctx.clock()
+        self._learn(job, reading, now)
         match reading.state:
             case QueueState.QUEUED:
                 if job.status is not JobState.QUEUED or job.queue_position != reading.queue_position:
@@ -406,8 +455,26 @@ class JobRun:
             case _:
                 return _ending_for(job, reading)
 
+    def _learn(self, job: JobRecord, reading: QueueStatus, now: float) -> None:
+        timing = self._ctx.timing
+        if reading.state is QueueState.QUEUED and reading.queue_position is not None:
+            if self._position is not None and reading.queue_position < self._position[0]:
+                timing.observe_queue(
+                    job.resolution, self._position[0] - reading.queue_position, now - self._position[1]
+                )
+            if self._position is None or reading.queue_position != self._position[0]:
+                self._position = (reading.queue_position, now)
+        elif reading.state is QueueState.SUCCEEDED:
+            took = reading.inference_time
+            if took is None and job.status is JobState.RUNNING and job.started_at is not None:
+                took = now - job.started_at
+            if took is not None:
+                timing.observe_generation(job.resolution, took)
+
     async def _show_progress(self, job: JobRecord, now: float) -> None:
-        progress = progress_of(job, now, notice=self._ctx.cancels.notices.get(job.id))
+        ctx = self._ctx
+        estimate = ctx.timing.estimate(job.resolution, **timing_of(job, now))
+        progress = progress_of(job, now, notice=ctx.cancels.notices.get(job.id), estimate=estimate)
         key = (progress.state, progress.queue_position, progress.cancelling, progress.notice)
         # Only a shown elapsed time ("waiting" or "generating") needs refreshing by itself.
         ticking = progress.queue_position is None and progress.state in (JobState.QUEUED, JobState.RUNNING)

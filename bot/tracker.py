@@ -23,12 +23,13 @@ from bot.jobrun import (
     Clock,
     JobMetrics,
     JobRun,
+    Pacer,
     RunContext,
     Sleep,
     Step,
     TrackerSettings,
     log_fields,
-    poll_interval,
+    poll_policy,
     progress_of,
     show,
     tell,
@@ -36,8 +37,11 @@ from bot.jobrun import (
 from bot.models import JobRecord, JobState
 from bot.queue import CancelOutcome, QueueClient
 from bot.storage import Store
+from bot.timing import TimingModel
 
-__all__ = ["JobTracker", "TrackerSettings", "poll_interval"]
+__all__ = ["JobTracker", "TrackerSettings"]
+
+TIMING_KEY = "timing_model"
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,8 @@ class JobTracker:
         self._settings = settings or TrackerSettings()
         self._presenter: JobPresenter | None = None
         self._cancels = Canceller(store, client, lambda: self._presenter, clock)
+        self.timing = TimingModel(poll_policy(self._settings))
+        self._saved_timing: str | None = None
         self._ctx = RunContext(
             store=store,
             client=client,
@@ -70,6 +76,8 @@ class JobTracker:
             sleep=sleep,
             rng=rng,
             metrics=metrics,
+            timing=self.timing,
+            pacer=Pacer(self._settings.upstream_reads_per_second, sleep=sleep),
             closing=lambda: self._closing,
             guard_submit=self._guard_submit,
         )
@@ -110,6 +118,8 @@ class JobTracker:
 
     async def resume(self) -> int:
         """Pick every unfinished job up again after a start, and keep sweeping; returns how many."""
+        self._saved_timing = await self._store.get_meta(TIMING_KEY)
+        self.timing.restore(self._saved_timing)
         count = await self.sweep()
         if count:
             log.info("resumed %d unfinished job(s)", count)
@@ -119,6 +129,7 @@ class JobTracker:
 
     async def sweep(self) -> int:
         """Adopt active jobs that have no run; tell members not yet told how their job ended."""
+        await self._save_timing()
         adopted = 0
         for job in await self._store.active_jobs():
             if job.id not in self._tasks and job.id not in self._preparing:
@@ -133,6 +144,13 @@ class JobTracker:
                 finally:
                     self._telling.discard(job.id)
         return adopted
+
+    async def _save_timing(self) -> None:
+        """Keep what was learned of job durations, so a restart starts informed."""
+        snapshot = self.timing.snapshot()
+        if snapshot != self._saved_timing:
+            await self._store.set_meta(TIMING_KEY, snapshot)
+            self._saved_timing = snapshot
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -155,6 +173,10 @@ class JobTracker:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            await self._save_timing()
+        except Exception:
+            log.warning("could not save the learned job timings", exc_info=True)
 
     def _spawn(self, job: JobRecord, *, fresh: bool) -> bool:
         if self._closing or job.id in self._tasks:

@@ -89,9 +89,30 @@ def status_line(progress: Progress) -> str:
             return "Finishing…"
 
 
+BAR_CELLS = 10
+
+
+def estimate_line(progress: Progress) -> str | None:
+    """A small bar and the learned time left, rounded so that it does not change every second."""
+    if progress.remaining is None or progress.fraction is None or progress.cancelling:
+        return None
+    filled = min(BAR_CELLS - 1, int(progress.fraction * BAR_CELLS))
+    bar = "▰" * filled + "▱" * (BAR_CELLS - filled)
+    seconds = progress.remaining
+    if seconds < 5:
+        left = "any moment now"
+    elif seconds < 60:
+        left = f"about {int(5 * round(seconds / 5))} s left"
+    else:
+        left = f"about {round(seconds / 60)} min left"
+    return f"{bar} {left}"
+
+
 def progress_embed(job: JobRecord, progress: Progress) -> discord.Embed:
     embed = _base(job, "🎨 Imagining…", COLOR_ACTIVE)
     embed.add_field(name="Status", value=status_line(progress), inline=False)
+    if (estimate := estimate_line(progress)) is not None:
+        embed.add_field(name="Estimate", value=estimate, inline=False)
     if progress.notice:
         embed.add_field(name="Note", value=progress.notice, inline=False)
     embed.set_footer(text=f"React with {CANCEL_EMOJI} or use /cancel to stop it.")

@@ -16,7 +16,7 @@ from bot.models import FailureReason, JobRecord, JobState, NewJob
 from bot.queue import QueueClient, RetryPolicy
 from bot.simulator import Fault, Simulator, SimulatorOptions, run_simulator
 from bot.storage.sqlite import SqliteStore
-from bot.tracker import JobTracker, TrackerSettings, poll_interval
+from bot.tracker import JobTracker, TrackerSettings
 from tests.fakediscord import wait_until
 
 KEY = "sim-key-for-tracker-tests"
@@ -315,16 +315,6 @@ async def test_account_problem_on_submit(make_rig: Callable[..., object]) -> Non
     rig.tracker.start(job)
     event = await rig.finished(job.id)
     assert isinstance(event, Failure) and event.reason is FailureReason.ACCOUNT_PROBLEM
-
-
-def test_poll_interval_grows_and_is_bounded() -> None:
-    settings = TrackerSettings(poll_min_interval=1.0, poll_max_interval=10.0)
-    rng = random.Random(3)
-    early = [poll_interval(0, settings, rng) for _ in range(50)]
-    late = [poll_interval(600, settings, rng) for _ in range(50)]
-    assert all(0.8 <= x <= 1.2 for x in early)
-    assert all(8.0 <= x <= 12.0 for x in late)
-    assert len(set(early)) > 1  # jittered
 
 
 class FailingPresenter(Recorder):
