@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)  # noqa: T201 - the one message an operator must see, logging is not set up yet
         return 2
-    setup_logging(settings.log_level, settings.secrets)
+    setup_logging(settings.log_level, settings.secrets, settings.log_format)
     try:
         asyncio.run(run(settings, force_sync=args.sync_commands))
     except KeyboardInterrupt:

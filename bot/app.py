@@ -17,6 +17,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings
+from bot.invite import invite_url
 from bot.queue import QueueClient
 from bot.storage import Store
 from bot.tracker import JobTracker
@@ -115,6 +116,10 @@ class ImagineBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         self.logged_in = True  # discord.py runs this right after a successful login
+        if self.application_id is not None:
+            log.info(
+                "invite link (bot and commands, exactly the permissions used): %s", invite_url(self.application_id)
+            )
         for name in EXTENSIONS:
             await self.load_extension(name)
         self.tracker.attach(self.presenter)
