@@ -84,7 +84,7 @@ class Metrics:
         )
         self._discord_requests = Counter(
             "imagine_discord_requests",
-            "Discord HTTP requests, by method, route template and HTTP status.",
+            "Discord HTTP requests, by method, route template and HTTP status (error = no answer).",
             ["method", "route", "status"],
             registry=reg,
         )
@@ -150,17 +150,18 @@ class Metrics:
 
     # -- Discord ----------------------------------------------------------------------------
 
-    def discord_request(self, method: str, url: str | URL, status: int, scope: str | None = None) -> None:
-        """One Discord HTTP request answered ``status``; ``url`` is reduced to its route template."""
+    def discord_request(self, method: str, url: str | URL, status: int | None, scope: str | None = None) -> None:
+        """One Discord HTTP request answered ``status`` (None: no answer, e.g. a connection error);
+        ``url`` is reduced to its route template."""
         route = discord_route(str(url))
         method = method.upper()
-        self._discord_requests.labels(method, route, str(status)).inc()
+        self._discord_requests.labels(method, route, "error" if status is None else str(status)).inc()
         if status == 429:
             self._discord_rate_limited.labels(method, route, _scope(scope)).inc()
 
     def discord_trace_config(self) -> aiohttp.TraceConfig:
         """A trace config for discord.py's HTTP session (``discord.Client(http_trace=...)``) that counts
-        every request and every 429 by route template."""
+        every request (answered or not) and every 429 by route template."""
 
         async def on_request_end(
             session: aiohttp.ClientSession, context: SimpleNamespace, params: aiohttp.TraceRequestEndParams
@@ -168,8 +169,14 @@ class Metrics:
             response = params.response
             self.discord_request(params.method, params.url, response.status, response.headers.get("X-RateLimit-Scope"))
 
+        async def on_request_exception(
+            session: aiohttp.ClientSession, context: SimpleNamespace, params: aiohttp.TraceRequestExceptionParams
+        ) -> None:
+            self.discord_request(params.method, params.url, None)
+
         trace = aiohttp.TraceConfig()
         trace.on_request_end.append(on_request_end)
+        trace.on_request_exception.append(on_request_exception)
         return trace
 
     # -- output -----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -174,3 +175,15 @@ async def test_trace_config_counts_requests_and_429s_by_route(fake_discord: str)
     text = metrics.render().decode()
     assert TOKEN not in text
     assert "1234567890124" not in text
+
+
+async def test_trace_config_counts_requests_that_got_no_answer() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    metrics = Metrics()
+    async with aiohttp.ClientSession(trace_configs=[metrics.discord_trace_config()]) as session:
+        with pytest.raises(aiohttp.ClientConnectionError):
+            async with session.get(f"http://127.0.0.1:{port}/api/v10/users/@me"):
+                pass
+    assert value(metrics, "imagine_discord_requests_total", method="GET", route="/users/@me", status="error") == 1
