@@ -229,3 +229,27 @@ class BotProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    async def wait(self, timeout: float) -> int | None:
+        """The exit code once the process has ended, or ``None`` if it still runs after ``timeout`` s.
+        Waits without blocking the event loop (the fakes the bot talks to run in it)."""
+        assert self.proc is not None, "the process was never started"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (code := self.proc.poll()) is None:
+            if loop.time() >= deadline:
+                return None
+            await asyncio.sleep(0.01)
+        return code
+
+    async def terminate(self, timeout: float = 10.0) -> int | None:
+        """Send SIGTERM (what Docker and systemd send) and return the exit code, or ``None`` if the
+        process did not end within ``timeout`` s."""
+        assert self.proc is not None, "the process was never started"
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return await self.wait(timeout)
