@@ -455,13 +455,30 @@ def test_parse_result_failure_body() -> None:
     assert (result.failure.state, result.failure.error_type) == (QueueState.FAILED, ErrorType.REQUEST_INVALID)
 
 
-@pytest.mark.parametrize(
-    "body", [[], "x", {"outputs": []}, {"outputs": [{"type": "text", "text": "t"}]}, {"images": [{}]}]
-)
-def test_parse_result_without_image_is_malformed(body: object) -> None:
-    """A result with no usable image (or not an object) is a MalformedResponseError."""
+@pytest.mark.parametrize("body", [[], "x"])
+def test_parse_result_not_an_object_is_malformed(body: object) -> None:
     with pytest.raises(MalformedResponseError):
         parse_result(body, "r1")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"outputs": []},
+        {"outputs": [{"type": "text", "text": "t"}]},
+        {"images": [{}]},
+        {"images": [], "error": None},
+        {"status": "COMPLETED", "error": None},
+        {"status": "COMPLETED", "error_type": None},
+        {"status": "COMPLETED", "error": None, "error_type": None},
+    ],
+)
+def test_parse_result_without_image_or_error_is_a_no_image_failure(body: object) -> None:
+    """Finished without an image and without saying why: a failure, never a success to deliver."""
+    result = parse_result(body, "r1")
+    assert result.images == ()
+    assert result.failure is not None
+    assert (result.failure.state, result.failure.error_type) == (QueueState.FAILED, ErrorType.NO_IMAGE)
 
 
 # --------------------------------------------------------------------------- 3. bad input
