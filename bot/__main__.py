@@ -15,7 +15,9 @@ import discord
 
 from bot.app import ImagineBot, configure_discord_endpoints
 from bot.config import ConfigError, Settings, load_settings
+from bot.health import serve_health
 from bot.log import setup_logging
+from bot.metrics import Metrics
 from bot.queue import QueueClient
 from bot.storage import StoreOpenError, open_store
 from bot.tracker import JobTracker, TrackerSettings
@@ -52,7 +54,11 @@ async def run(
     HTTP session and the database closed."""
     configure_discord_endpoints(settings)
     stop = stop or stop_on_signals()
-    async with aiohttp.ClientSession() as session, open_store(settings.database_url) as store:
+    metrics = Metrics()
+    current: list[ImagineBot] = []  # the bot of the current login attempt, for the health check
+    async with contextlib.AsyncExitStack() as resources:
+        session = await resources.enter_async_context(aiohttp.ClientSession())
+        store = await resources.enter_async_context(open_store(settings.database_url))
         queue = QueueClient(
             session,
             base_url=settings.odirouter_base_url,
@@ -60,13 +66,33 @@ async def run(
             model=settings.odirouter_model,
             size_fields=settings.size_fields,
             concurrency=settings.upstream_concurrency,
+            metrics=metrics,
         )
+        if settings.metrics_port is not None:
+            await resources.enter_async_context(
+                serve_health(
+                    settings.metrics_host,
+                    settings.metrics_port,
+                    gateway_ok=lambda: bool(current) and current[-1].gateway_connected,
+                    database_ok=store.ping,
+                    upstream=queue.health,
+                    metrics=metrics,
+                    active_counts=store.active_counts,
+                )
+            )
         delay = LOGIN_RETRY_FIRST
         while not stop.is_set():
-            tracker = JobTracker(store, queue, settings=tracker_settings(settings))
+            tracker = JobTracker(store, queue, settings=tracker_settings(settings), metrics=metrics)
             bot = ImagineBot(
-                settings=settings, store=store, queue=queue, tracker=tracker, session=session, force_sync=force_sync
+                settings=settings,
+                store=store,
+                queue=queue,
+                tracker=tracker,
+                session=session,
+                force_sync=force_sync,
+                metrics=metrics,
             )
+            current[:] = [bot]
             try:
                 async with bot:
                     await _until_stopped(bot, settings.discord_token, stop)

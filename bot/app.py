@@ -18,6 +18,7 @@ from discord.ext import commands
 
 from bot.config import Settings
 from bot.invite import invite_url
+from bot.metrics import Metrics
 from bot.queue import QueueClient
 from bot.storage import Store
 from bot.tracker import JobTracker
@@ -88,7 +89,11 @@ class ImagineBot(commands.Bot):
         guild_ready_timeout: float = 2.0,
         sync_commands: bool = True,
         force_sync: bool = False,
+        metrics: Metrics | None = None,
     ) -> None:
+        extra: dict[str, Any] = {}
+        if metrics is not None:
+            extra["http_trace"] = metrics.discord_trace_config()  # counts Discord REST calls and 429s
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=discord.Intents.default(),
@@ -100,7 +105,9 @@ class ImagineBot(commands.Bot):
             # Servers only: cancel by reaction, late edits and quotas all need the bot in the server.
             allowed_contexts=app_commands.AppCommandContext(guild=True, dm_channel=False, private_channel=False),
             allowed_installs=app_commands.AppInstallationType(guild=True, user=False),
+            **extra,
         )
+        self.metrics = metrics
         self.settings = settings
         # Shows every job's state in its reply. Never edit one reply more often than the elapsed-time
         # refresh (and never more than once a second).
@@ -147,6 +154,12 @@ class ImagineBot(commands.Bot):
         await self.store.set_meta(key, digest)
         where = f"server {guild.id}" if guild else "all servers (global)"
         log.info("synced %d command(s) to %s", len(synced), where)
+
+    @property
+    def gateway_connected(self) -> bool:
+        """Logged in, READY, and the gateway's websocket open (for the health check)."""
+        ws = self.ws
+        return self.is_ready() and not self.is_closed() and ws is not None and ws.open
 
     async def on_ready(self) -> None:
         log.info("ready as %s in %d server(s)", self.user, len(self.guilds))

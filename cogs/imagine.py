@@ -293,6 +293,8 @@ class Imagine(commands.Cog):
         )
         created = await self.bot.store.create_job(new, now=now, default_4k_weight=self.bot.settings.default_4k_weight)
         if isinstance(created, QuotaRefusal):
+            if self.bot.metrics is not None:
+                self.bot.metrics.quota_refused(created.limit.value)
             raise Refused(_render.refusal_text(created, quota.next_reset(now)))
         return created
 

@@ -27,6 +27,7 @@ from PIL import Image
 from bot.__main__ import tracker_settings
 from bot.app import ImagineBot, configure_discord_endpoints
 from bot.config import Settings
+from bot.metrics import Metrics
 from bot.models import JobRecord
 from bot.queue import QueueClient, RetryPolicy
 from bot.simulator import Simulator
@@ -159,6 +160,7 @@ async def running_bot(
     sync_commands: bool = True,
     force_sync: bool = False,
     clock: Callable[[], float] = time.time,
+    metrics: Metrics | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Rig]:
     """Run the bot in this event loop until the block ends; then close it before the fakes."""
@@ -173,8 +175,9 @@ async def running_bot(
                 base_url=settings.odirouter_base_url,
                 api_key=settings.odirouter_api_key,
                 retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05),
+                metrics=metrics,
             )
-            tracker = JobTracker(store, queue, settings=tracker_settings(settings))
+            tracker = JobTracker(store, queue, settings=tracker_settings(settings), metrics=metrics)
             bot = ImagineBot(
                 settings=settings,
                 store=store,
@@ -185,6 +188,7 @@ async def running_bot(
                 sync_commands=sync_commands,
                 force_sync=force_sync,
                 clock=clock,
+                metrics=metrics,
             )
             runner = asyncio.create_task(bot.start(settings.discord_token))
             ready = asyncio.create_task(bot.wait_until_ready())

@@ -274,6 +274,18 @@ class SqliteStore:
             (user_id, guild_id),
         )
 
+    async def active_counts(self) -> dict[str, int]:
+        async with self._db.execute(
+            f"SELECT status, COUNT(*) FROM jobs WHERE status IN ({_ACTIVE}) GROUP BY status"
+        ) as cur:
+            rows = await cur.fetchall()
+        return {str(row[0]): int(row[1]) for row in rows}
+
+    async def ping(self) -> bool:
+        async with self._db.execute("SELECT 1") as cur:
+            row = await cur.fetchone()
+        return row is not None
+
     async def untold_jobs(self, *, since: float) -> list[JobRecord]:
         return await self._many(
             f"SELECT * FROM jobs WHERE status IN ({_UNTOLD}) AND told_at IS NULL AND finished_at >= ? ORDER BY id",
