@@ -9,15 +9,20 @@
 - If the reply is gone (or never existed), the job's end is posted as a new message that mentions
   the requester; a job that never had a reply gets one as soon as it shows progress.
 - ``publish`` of a final state raises only when the member could not be told *yet*; when the
-  channel can no longer be reached, there is nobody to tell and it returns (except for an image,
-  which must never count as shown when it was not).
+  channel can no longer be reached (deleted, or the bot lost access to it), there is nobody to tell
+  and it returns (except for an image, which must never count as shown when it was not). Progress
+  edits stop for a reply whose channel is unreachable; its final state is still tried on the reply.
+- Where the bot may no longer embed (it lost Send Messages or Embed Links, so Discord drops the
+  embed from an edit), a failure or a cancel is shown as plain text in the reply instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +42,9 @@ log = logging.getLogger(__name__)
 TOKEN_MARGIN = 30.0
 DEAD_TOKEN_CODES = {50027, 10015}
 UNKNOWN_MESSAGE = 10008
+# "Cannot send an empty message": what an edit of an embed-only reply answers when Discord dropped
+# its embed (no Embed Links, or no Send Messages, which implicitly denies Embed Links).
+EMPTY_MESSAGE = 50006
 # Missing Access, Missing Permissions, Unknown Channel, Unknown Guild: retrying only earns 403s,
 # which count towards Discord's invalid-request ban.
 UNREACHABLE_CODES = {50001, 50013, 10003, 10004}
@@ -53,6 +61,25 @@ class ChannelUnreachableError(Exception):
     """The bot can no longer reach the reply's channel (removed from the server, or lost access)."""
 
 
+@contextlib.asynccontextmanager
+async def _unreachable_on_refusal() -> AsyncIterator[None]:
+    """Turn Discord's "you can't reach this channel" answers into :class:`ChannelUnreachableError`."""
+    try:
+        yield
+    except discord.HTTPException as exc:
+        if exc.status == 403 or exc.code in UNREACHABLE_CODES:
+            raise ChannelUnreachableError from exc
+        raise
+
+
+def _plain_text(embed: discord.Embed) -> str:
+    """The gist of a final embed in words, for a reply where the bot may no longer embed."""
+    lines = [embed.title or ""]
+    lines += [f"{field.value}" for field in embed.fields if not field.inline]
+    lines.append(embed.footer.text or "")
+    return "\n".join(line for line in lines if line)
+
+
 class ReplyPresenter:
     """Implements :class:`bot.tracker.JobPresenter` for Discord."""
 
@@ -64,7 +91,10 @@ class ReplyPresenter:
         self._locks: dict[int, asyncio.Lock] = {}
         # Jobs whose final state is shown: late progress for them is dropped. Bounded, oldest first out.
         self._finished: dict[int, None] = {}
+        # Replies deleted mid-job: the job's end is posted anew.
         self._gone: set[int] = set()
+        # Replies whose channel could not be reached: no more progress edits (each would be another 403).
+        self._unreachable: set[int] = set()
         self._last_edit: dict[int, float] = {}
         self._last_embed: dict[int, dict[str, Any]] = {}
 
@@ -89,6 +119,7 @@ class ReplyPresenter:
         finally:
             self._locks.pop(job.id, None)
             self._gone.discard(job.id)
+            self._unreachable.discard(job.id)
             self._last_edit.pop(job.id, None)
             self._last_embed.pop(job.id, None)
 
@@ -142,7 +173,7 @@ class ReplyPresenter:
                 await self._pace(job_id)
                 job, progress = self._latest.pop(job_id, item)  # a newer state may have arrived meanwhile
                 async with self._lock(job_id):
-                    if job_id in self._finished or job_id in self._gone:
+                    if job_id in self._finished or job_id in self._gone or job_id in self._unreachable:
                         return
                     await self._edit_progress(job, progress)
         finally:
@@ -168,8 +199,12 @@ class ReplyPresenter:
             self._gone.add(job.id)
             log.info("job %d: its reply was deleted; the result will be posted anew", job.id)
         except ChannelUnreachableError:
-            self._gone.add(job.id)
+            self._unreachable.add(job.id)
             log.warning("job %d: the bot can no longer reach the reply's channel", job.id)
+        except discord.HTTPException as exc:
+            if exc.code == EMPTY_MESSAGE:  # Discord drops the embed here: every further edit would fail alike
+                self._unreachable.add(job.id)
+            log.warning("job %d: status edit failed: %s", job.id, exc)
         except Exception as exc:  # a status refresh is never worth more than a log line
             log.warning("job %d: status edit failed: %s", job.id, exc)
         finally:
@@ -187,15 +222,22 @@ class ReplyPresenter:
         else:  # pragma: no cover - Progress never reaches here
             return
         try:
-            if job.id in self._gone:
-                raise ReplyGoneError
-            await self._edit_fitting(job, embed, event, file)
-        except ReplyGoneError:
-            if not isinstance(event, Delivery | Failure):
-                return  # a cancel nobody needs pinging for
-            what = "here is your image" if isinstance(event, Delivery) else "about your image"
-            await self._post_new(job, embed, file, content=f"<@{job.user_id}>, {what}.")
-            return
+            try:
+                if job.id in self._gone:
+                    raise ReplyGoneError
+                await self._edit_fitting(job, embed, event, file)
+            except ReplyGoneError:
+                if not isinstance(event, Delivery | Failure):
+                    return  # a cancel nobody needs pinging for
+                what = "here is your image" if isinstance(event, Delivery) else "about your image"
+                # May raise ChannelUnreachableError too (the channel went with the reply): see below.
+                await self._post_new(job, embed, file, content=f"<@{job.user_id}>, {what}.")
+                return
+            except discord.HTTPException as exc:
+                if exc.code != EMPTY_MESSAGE or isinstance(event, Delivery):
+                    raise
+                # Discord dropped the embed (the bot may no longer embed here): say it in words.
+                await self._edit(job, embed=None, content=_plain_text(embed))
         except ChannelUnreachableError:
             if isinstance(event, Delivery):
                 raise  # an image that was not shown must not count as delivered
@@ -220,16 +262,19 @@ class ReplyPresenter:
             embed = _render.delivered_embed(job, replace(event, image=smaller))
             await self._edit(job, embed=embed, file=discord.File(io.BytesIO(smaller.data), filename=smaller.filename))
 
-    async def _edit(self, job: JobRecord, *, embed: discord.Embed, file: discord.File | None = None) -> None:
+    async def _edit(
+        self,
+        job: JobRecord,
+        *,
+        embed: discord.Embed | None,
+        file: discord.File | None = None,
+        content: str | None = None,
+    ) -> None:
         if job.message_id is None:  # a reply may have been found or posted since this record was read
             job = await self._bot.store.get_job(job.id) or job
-        try:
+        async with _unreachable_on_refusal():
             async with asyncio.timeout(CALL_TIMEOUT):
-                await self._edit_once(job, embed=embed, file=file)
-        except discord.HTTPException as exc:
-            if exc.status == 403 or exc.code in UNREACHABLE_CODES:
-                raise ChannelUnreachableError from exc
-            raise
+                await self._edit_once(job, embed=embed, file=file, content=content)
 
     def _token_alive(self, job: JobRecord) -> bool:
         return (
@@ -257,8 +302,16 @@ class ReplyPresenter:
         log.info("job %d: found its reply through the interaction token", job.id)
         return message_id
 
-    async def _edit_once(self, job: JobRecord, *, embed: discord.Embed, file: discord.File | None = None) -> None:
+    async def _edit_once(
+        self,
+        job: JobRecord,
+        *,
+        embed: discord.Embed | None,
+        file: discord.File | None = None,
+        content: str | None = None,
+    ) -> None:
         attachments = [file] if file is not None else discord.utils.MISSING
+        text = content if content is not None else discord.utils.MISSING
         none = discord.AllowedMentions.none()
         now = self._bot.clock()
         if job.message_id is None and not self._token_alive(job):
@@ -269,7 +322,9 @@ class ReplyPresenter:
             try:
                 message_id = job.message_id or await self._original_id(job)
                 job = replace(job, message_id=message_id)
-                await hook.edit_message(message_id, embed=embed, attachments=attachments, allowed_mentions=none)
+                await hook.edit_message(
+                    message_id, content=text, embed=embed, attachments=attachments, allowed_mentions=none
+                )
                 return
             except discord.HTTPException as exc:
                 if exc.code == UNKNOWN_MESSAGE:
@@ -284,8 +339,10 @@ class ReplyPresenter:
             raise ReplyGoneError
         message = self._bot.get_partial_messageable(job.channel_id).get_partial_message(job.message_id)
         try:
-            await message.edit(embed=embed, attachments=attachments, allowed_mentions=none)
+            await message.edit(content=text, embed=embed, attachments=attachments, allowed_mentions=none)
         except discord.NotFound as exc:
+            if exc.code in UNREACHABLE_CODES:
+                raise  # the channel is gone, not only the reply: ``_edit`` says so
             raise ReplyGoneError from exc
 
     async def _post_new(self, job: JobRecord, embed: discord.Embed, file: discord.File | None, *, content: str) -> None:
@@ -293,12 +350,15 @@ class ReplyPresenter:
         channel = self._bot.get_partial_messageable(job.channel_id)
         if file is not None:
             file.reset()
-        message = await channel.send(
-            content=content,
-            embed=embed,
-            file=file if file is not None else discord.utils.MISSING,
-            allowed_mentions=discord.AllowedMentions(users=[discord.Object(job.user_id)], everyone=False, roles=False),
-        )
+        async with _unreachable_on_refusal():
+            message = await channel.send(
+                content=content,
+                embed=embed,
+                file=file if file is not None else discord.utils.MISSING,
+                allowed_mentions=discord.AllowedMentions(
+                    users=[discord.Object(job.user_id)], everyone=False, roles=False
+                ),
+            )
         await self._bot.store.set_reply(job.id, message_id=message.id, token_dead=True, now=self._bot.clock())
 
     async def _clear_cancel_control(self, job: JobRecord) -> None:
