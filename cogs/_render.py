@@ -9,6 +9,30 @@ from bot.imaging import FittedImage
 from bot.models import FailureReason, JobRecord, JobState, LimitKind, QuotaRefusal
 
 CANCEL_EMOJI = "❌"
+# The Cancel button's custom id: it carries the job, so a click works for old replies and after restarts.
+CANCEL_BUTTON_ID = "imagine:cancel:{job_id}"
+CANCEL_BUTTON_PATTERN = r"imagine:cancel:(?P<job_id>[0-9]{1,19})"
+
+
+class Controls(discord.ui.View):
+    """The buttons under a reply. Clicks are routed by their custom id (a registered dynamic item),
+    so no view is kept in memory per message."""
+
+    def is_dispatchable(self) -> bool:
+        return False
+
+
+def controls(job: JobRecord) -> discord.ui.View:
+    """A job's controls while it runs: a Cancel button (removed with the final state)."""
+    view = Controls(timeout=None)
+    view.add_item(
+        discord.ui.Button(
+            label="Cancel", style=discord.ButtonStyle.secondary, custom_id=CANCEL_BUTTON_ID.format(job_id=job.id)
+        )
+    )
+    return view
+
+
 PROMPT_PREVIEW = 1000
 COLOR_ACTIVE = discord.Colour.blurple()
 COLOR_DONE = discord.Colour.green()
@@ -115,7 +139,7 @@ def progress_embed(job: JobRecord, progress: Progress) -> discord.Embed:
         embed.add_field(name="Estimate", value=estimate, inline=False)
     if progress.notice:
         embed.add_field(name="Note", value=progress.notice, inline=False)
-    embed.set_footer(text=f"React with {CANCEL_EMOJI} or use /cancel to stop it.")
+    embed.set_footer(text=f"Press Cancel, react with {CANCEL_EMOJI} or use /cancel to stop it.")
     return embed
 
 

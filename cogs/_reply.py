@@ -12,6 +12,10 @@
   channel can no longer be reached (deleted, or the bot lost access to it), there is nobody to tell
   and it returns (except for an image, which must never count as shown when it was not). Progress
   edits stop for a reply whose channel is unreachable; its final state is still tried on the reply.
+- Discord calls are a budget (:mod:`cogs._budget`): through the bot token, a final state waits for
+  its channel's turn while a progress refresh is skipped when the channel has no room; the bot's
+  own ❌ is added (and later removed) only when the channel's reaction budget has room, never
+  retried. The Cancel button travels in the same edits (no extra call) and goes with the final state.
 - Where the bot may no longer embed (it lost Send Messages or Embed Links, so Discord drops the
   embed from an edit), a failure or a cancel is shown as plain text in the reply instead.
 """
@@ -32,6 +36,7 @@ from bot.events import Cancelled, Delivery, Failure, JobEvent, Progress
 from bot.imaging import fit_image
 from bot.models import JobRecord
 from cogs import _render
+from cogs._budget import CHANNEL_EDITS, REACTIONS, CallBudget
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -59,6 +64,10 @@ class ReplyGoneError(Exception):
 
 class ChannelUnreachableError(Exception):
     """The bot can no longer reach the reply's channel (removed from the server, or lost access)."""
+
+
+class NoBudgetError(Exception):
+    """A progress refresh through the bot token found its channel's edit budget spent: skipped."""
 
 
 @contextlib.asynccontextmanager
@@ -97,6 +106,9 @@ class ReplyPresenter:
         self._unreachable: set[int] = set()
         self._last_edit: dict[int, float] = {}
         self._last_embed: dict[int, dict[str, Any]] = {}
+        self.budget = CallBudget()
+        # Replies the bot put its own ❌ on (so it knows which to take back).
+        self._reacted: set[int] = set()
 
     async def publish(self, job: JobRecord, event: JobEvent) -> None:
         if isinstance(event, Progress):
@@ -122,6 +134,7 @@ class ReplyPresenter:
             self._unreachable.discard(job.id)
             self._last_edit.pop(job.id, None)
             self._last_embed.pop(job.id, None)
+            self._reacted.discard(job.id)
 
     async def shows_image(self, job: JobRecord) -> bool:
         """Whether the job's reply already carries an image (a delivery whose answer was lost)."""
@@ -145,10 +158,11 @@ class ReplyPresenter:
         async with self._lock(job.id):
             embed = _render.progress_embed(job, progress)
             try:
-                await self._edit(job, embed=embed)
+                await self._edit(job, embed=embed, view=_render.controls(job))
                 self._last_embed[job.id] = embed.to_dict()  # type: ignore[assignment]
             finally:
                 self._last_edit[job.id] = asyncio.get_running_loop().time()
+        await self._add_cancel_control(job)
 
     async def close(self) -> None:
         workers = list(self._workers.values())
@@ -185,13 +199,16 @@ class ReplyPresenter:
         if self._last_embed.get(job.id) == embed.to_dict():
             return  # nothing visible changed
         try:
-            await self._edit(job, embed=embed)
+            await self._edit(job, embed=embed, view=_render.controls(job), progress=True)
             self._last_embed[job.id] = embed.to_dict()  # type: ignore[assignment]
+        except NoBudgetError:
+            self._latest.setdefault(job.id, (job, progress))  # try again after the next pause
         except ReplyGoneError:
             if job.message_id is None:
                 # It never had a reply (the bot stopped before answering): give it one now.
                 try:
-                    await self._post_new(job, embed, None, content=f"<@{job.user_id}>, your image is on its way.")
+                    content = f"<@{job.user_id}>, your image is on its way."
+                    await self._post_new(job, embed, None, content=content, view=_render.controls(job))
                     self._last_embed[job.id] = embed.to_dict()  # type: ignore[assignment]
                 except Exception as exc:
                     log.warning("job %d: could not post a reply: %s", job.id, exc)
@@ -237,7 +254,7 @@ class ReplyPresenter:
                 if exc.code != EMPTY_MESSAGE or isinstance(event, Delivery):
                     raise
                 # Discord dropped the embed (the bot may no longer embed here): say it in words.
-                await self._edit(job, embed=None, content=_plain_text(embed))
+                await self._edit(job, embed=None, content=_plain_text(embed), view=None)
         except ChannelUnreachableError:
             if isinstance(event, Delivery):
                 raise  # an image that was not shown must not count as delivered
@@ -250,7 +267,7 @@ class ReplyPresenter:
     ) -> None:
         """The final edit; if Discord still finds the image too large (413), shrink it once more."""
         try:
-            await self._edit(job, embed=embed, file=file)
+            await self._edit(job, embed=embed, file=file, view=None)
         except discord.HTTPException as exc:
             if exc.status != 413 or not isinstance(event, Delivery):
                 raise
@@ -260,21 +277,26 @@ class ReplyPresenter:
             )
             smaller = await asyncio.to_thread(fit_image, event.image.data, limit, base_name="image")
             embed = _render.delivered_embed(job, replace(event, image=smaller))
-            await self._edit(job, embed=embed, file=discord.File(io.BytesIO(smaller.data), filename=smaller.filename))
+            smaller_file = discord.File(io.BytesIO(smaller.data), filename=smaller.filename)
+            await self._edit(job, embed=embed, file=smaller_file, view=None)
 
     async def _edit(
         self,
         job: JobRecord,
         *,
         embed: discord.Embed | None,
+        view: discord.ui.View | None,
         file: discord.File | None = None,
         content: str | None = None,
+        progress: bool = False,
     ) -> None:
+        """Edit the reply. ``view``: its buttons (``None`` removes them); ``progress``: a refresh,
+        skipped (:class:`NoBudgetError`) rather than queued when the bot-token budget is spent."""
         if job.message_id is None:  # a reply may have been found or posted since this record was read
             job = await self._bot.store.get_job(job.id) or job
         async with _unreachable_on_refusal():
             async with asyncio.timeout(CALL_TIMEOUT):
-                await self._edit_once(job, embed=embed, file=file, content=content)
+                await self._edit_once(job, embed=embed, view=view, file=file, content=content, progress=progress)
 
     def _token_alive(self, job: JobRecord) -> bool:
         return (
@@ -307,8 +329,10 @@ class ReplyPresenter:
         job: JobRecord,
         *,
         embed: discord.Embed | None,
+        view: discord.ui.View | None,
         file: discord.File | None = None,
         content: str | None = None,
+        progress: bool = False,
     ) -> None:
         attachments = [file] if file is not None else discord.utils.MISSING
         text = content if content is not None else discord.utils.MISSING
@@ -323,7 +347,7 @@ class ReplyPresenter:
                 message_id = job.message_id or await self._original_id(job)
                 job = replace(job, message_id=message_id)
                 await hook.edit_message(
-                    message_id, content=text, embed=embed, attachments=attachments, allowed_mentions=none
+                    message_id, content=text, embed=embed, attachments=attachments, view=view, allowed_mentions=none
                 )
                 return
             except discord.HTTPException as exc:
@@ -337,15 +361,28 @@ class ReplyPresenter:
                     file.reset()
         if job.message_id is None:
             raise ReplyGoneError
+        key = ("edit", job.channel_id)
+        if progress and not self.budget.try_take(key, CHANNEL_EDITS):
+            raise NoBudgetError
+        if not progress:
+            await self.budget.take(key, CHANNEL_EDITS)
         message = self._bot.get_partial_messageable(job.channel_id).get_partial_message(job.message_id)
         try:
-            await message.edit(content=text, embed=embed, attachments=attachments, allowed_mentions=none)
+            await message.edit(content=text, embed=embed, attachments=attachments, view=view, allowed_mentions=none)
         except discord.NotFound as exc:
             if exc.code in UNREACHABLE_CODES:
                 raise  # the channel is gone, not only the reply: ``_edit`` says so
             raise ReplyGoneError from exc
 
-    async def _post_new(self, job: JobRecord, embed: discord.Embed, file: discord.File | None, *, content: str) -> None:
+    async def _post_new(
+        self,
+        job: JobRecord,
+        embed: discord.Embed,
+        file: discord.File | None,
+        *,
+        content: str,
+        view: discord.ui.View | None = None,
+    ) -> None:
         """Post the job's reply anew in its channel, mentioning (and so notifying) the requester."""
         channel = self._bot.get_partial_messageable(job.channel_id)
         if file is not None:
@@ -355,17 +392,37 @@ class ReplyPresenter:
                 content=content,
                 embed=embed,
                 file=file if file is not None else discord.utils.MISSING,
+                view=view if view is not None else discord.utils.MISSING,
                 allowed_mentions=discord.AllowedMentions(
                     users=[discord.Object(job.user_id)], everyone=False, roles=False
                 ),
             )
         await self._bot.store.set_reply(job.id, message_id=message.id, token_dead=True, now=self._bot.clock())
 
-    async def _clear_cancel_control(self, job: JobRecord) -> None:
-        if job.message_id is None or self._bot.user is None:
+    async def _add_cancel_control(self, job: JobRecord) -> None:
+        """Put the bot's own ❌ on a new reply, so one click cancels; only when the channel's reaction
+        budget has room (the Cancel button and members' own ❌ work without it), never retried."""
+        job = await self._bot.store.get_job(job.id) or job
+        if job.message_id is None or job.status.is_terminal:
+            return
+        if not self.budget.try_take(("react", job.channel_id), REACTIONS):
+            log.debug("job %d: no reaction budget in the channel; no ❌ of the bot's own", job.id)
             return
         message = self._bot.get_partial_messageable(job.channel_id).get_partial_message(job.message_id)
-        # Cosmetic: the embed already says ❌ no longer applies, so nothing here may fail a delivery.
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT):
+                await message.add_reaction(_render.CANCEL_EMOJI)
+            self._reacted.add(job.id)
+        except Exception as exc:
+            log.debug("job %d: could not add the ❌: %s", job.id, exc)
+
+    async def _clear_cancel_control(self, job: JobRecord) -> None:
+        """Take the bot's ❌ back from a finished reply, when it is there and the budget has room."""
+        if job.message_id is None or self._bot.user is None or job.id not in self._reacted:
+            return
+        if not self.budget.try_take(("react", job.channel_id), REACTIONS):
+            return  # cosmetic: the embed already says ❌ no longer applies
+        message = self._bot.get_partial_messageable(job.channel_id).get_partial_message(job.message_id)
         try:
             async with asyncio.timeout(CALL_TIMEOUT):
                 await message.remove_reaction(_render.CANCEL_EMOJI, self._bot.user)

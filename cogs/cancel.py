@@ -1,9 +1,14 @@
-"""Cancelling: a ❌ reaction on the job's reply, or ``/cancel`` for members who cannot react."""
+"""Cancelling: the Cancel button or a ❌ reaction on the job's reply, or ``/cancel``.
+
+The same rule applies to all three: the member who asked for the image may cancel it, and so may
+anyone with Manage Messages in its channel.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from typing import TYPE_CHECKING
 
 import discord
@@ -30,9 +35,47 @@ RESULT_TEXT = {
 }
 
 
+class CancelButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=_render.CANCEL_BUTTON_PATTERN):
+    """The Cancel button under a running job's reply; the job travels in its custom id, so it works
+    after restarts and keeps nothing in memory."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(discord.ui.Button(label="Cancel", custom_id=_render.CANCEL_BUTTON_ID.format(job_id=job_id)))
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(  # type: ignore[override]
+        cls, interaction: Interaction, item: discord.ui.Button[discord.ui.View], match: re.Match[str]
+    ) -> CancelButton:
+        return cls(int(match["job_id"]))
+
+    async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
+        bot = interaction.client
+        job = await bot.store.get_job(self.job_id)
+        if job is None or job.guild_id != interaction.guild_id:
+            await interaction.response.send_message("That image isn't known here.", ephemeral=True)
+            return
+        if interaction.user.id != job.user_id and not interaction.permissions.manage_messages:
+            await interaction.response.send_message(
+                "Only the member who asked for this image (or a moderator) can cancel it.", ephemeral=True
+            )
+            return
+        # The upstream cancel may take longer than Discord's 3 seconds: answer first, privately.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        result = await bot.tracker.cancel(job.id, user_id=interaction.user.id)
+        log.info("job %d: cancel by button from %d: %s", job.id, interaction.user.id, result.value)
+        await interaction.followup.send(RESULT_TEXT[result].format(job=""), ephemeral=True)
+
+
 class Cancel(commands.Cog):
     def __init__(self, bot: ImagineBot) -> None:
         self.bot = bot
+
+    async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(CancelButton)
+
+    async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(CancelButton)
 
     @commands.Cog.listener()
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:

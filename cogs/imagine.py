@@ -330,11 +330,8 @@ class Imagine(commands.Cog):
         now = self.bot.clock()
         try:
             await self.bot.presenter.show_now(job, Progress(JobState.PENDING, None, now, now))
-            assert job.message_id is not None
-            message = self.bot.get_partial_messageable(job.channel_id).get_partial_message(job.message_id)
-            await message.add_reaction(_render.CANCEL_EMOJI)
         except Exception as exc:  # cosmetic: the tracker's next update shows the state anyway
-            log.info("job %d: could not show the queued state or add the cancel control: %s", job.id, exc)
+            log.info("job %d: could not show the queued state: %s", job.id, exc)
 
 
 async def setup(bot: ImagineBot) -> None:

@@ -19,6 +19,7 @@ from bot.quota import utc_day
 from bot.simulator import Fault, SimJob, SimulatorOptions, run_simulator
 from tests.conftest import StartWorld
 from tests.fakediscord import FakeDiscord, FakeInteraction, FakeMessage, FakeUser, Permission
+from tests.fakediscord.state import iter_components
 from tests.harness import SIM_KEY, Rig, embed_text, running_bot
 
 X = "❌"
@@ -70,9 +71,10 @@ def sim_job(rig: Rig, prompt: str) -> SimJob:
 async def start_job(
     rig: Rig, user: FakeUser, prompt: str, shown: str
 ) -> tuple[FakeInteraction, FakeMessage, JobRecord, SimJob]:
-    """/imagine as ``user``; return once the reply shows ``shown`` and carries the bot's ❌."""
+    """/imagine as ``user``; return once the reply shows ``shown`` (the bot's own ❌ is cosmetic and
+    only added when the channel's reaction budget allows: a member's ❌ cancels without it)."""
     interaction = await rig.imagine(user, prompt=prompt)
-    reply = await interaction.wait_original(lambda m: shown in embed_text(m) and has_bot_x(rig, m))
+    reply = await interaction.wait_original(lambda m: shown in embed_text(m))
     job = await rig.job_for(interaction)
     return interaction, reply, job, sim_job(rig, prompt)
 
@@ -175,6 +177,7 @@ async def test_strangers_reaction_is_removed_when_the_bot_may(world: StartWorld)
     rig = await world(sim={"manual": True})
     await give_bot_manage_messages(rig)
     interaction, reply, job, ours = await start_job(rig, rig.fake.alice, "a windy hill", "Generating")
+    await rig.fake.wait_until(lambda: has_bot_x(rig, reply), 5.0, "the bot's own ❌")
     await rig.fake.react(reply, X, rig.fake.bob)
     await rig.fake.wait_until(lambda: rig.fake.bob.id not in reply.reactions.get(X, []), 5.0, "Bob's ❌ to be removed")
     assert has_bot_x(rig, reply)  # the bot's own control stays
@@ -294,7 +297,7 @@ async def test_reaction_after_delivery_changes_nothing(world: StartWorld) -> Non
     interaction = await rig.imagine(rig.fake.alice, prompt="a finished picture")
     reply = await interaction.wait_original(lambda m: bool(m.attachments), timeout=10.0)
     job = await rig.wait_job((await rig.job_for(interaction)).id, lambda j: j.status is JobState.DELIVERED)
-    await rig.fake.wait_until(lambda: not has_bot_x(rig, reply), 5.0, "the bot's ❌ removed after delivery")
+    await rig.fake.wait_until(lambda: "no longer applies" in embed_text(reply), 5.0, "the ❌ control retired")
     versions, attachments = len(reply.history), [a.id for a in reply.attachments]
 
     await rig.fake.react(reply, X, rig.fake.alice)
@@ -400,3 +403,94 @@ async def test_jobs_are_cancelled_when_the_bot_leaves_the_server(world: StartWor
     await rig.fake.dispatch("GUILD_DELETE", {"id": rig.fake.guild.id}, guild_id=rig.fake.guild.id)
     await rig.sim.wait_for(lambda: len(rig.sim.calls_to("cancel")) == 1)
     await rig.wait_job(job.id, lambda j: j.status.is_terminal, what="the job to end")
+
+
+# -- the Cancel button and the reaction budget -------------------------------------------------
+
+BUTTON = "imagine:cancel:{job_id}"
+
+
+def has_cancel_button(message: FakeMessage) -> bool:
+    return any(str(c.get("custom_id", "")).startswith("imagine:cancel:") for c in iter_components(message.components))
+
+
+async def test_requester_cancels_with_the_button_and_it_goes_with_the_final_state(world: StartWorld) -> None:
+    rig = await world(sim={"manual": True})
+    before = await usage(rig, rig.fake.alice)
+    _, reply, job, ours = await start_job(rig, rig.fake.alice, "a quiet lake", "Generating")
+    assert has_cancel_button(reply)
+    click = await rig.fake.press_button(reply, BUTTON.format(job_id=job.id), rig.fake.alice)
+    assert "Cancelling" in await ephemeral_answer(click)
+    await wait_cancelled(rig, reply, job)
+    assert not has_cancel_button(reply)
+    assert [c.request_id for c in rig.sim.calls_to("cancel")] == [ours.request_id]
+    assert await usage(rig, rig.fake.alice) == before
+
+
+async def test_strangers_button_press_is_refused_privately(world: StartWorld) -> None:
+    rig = await world(sim={"manual": True})
+    _, reply, job, ours = await start_job(rig, rig.fake.alice, "not yours", "Generating")
+    click = await rig.fake.press_button(reply, BUTTON.format(job_id=job.id), rig.fake.bob)
+    assert "Only the member who asked" in await ephemeral_answer(click)
+    assert rig.sim.calls_to("cancel") == []
+    stored = await rig.store.get_job(job.id)
+    assert stored is not None and stored.cancel_requested_at is None
+    rig.sim.finish(ours.request_id)
+    await rig.wait_job(job.id, lambda j: j.status is JobState.DELIVERED)
+    assert not has_cancel_button(reply)
+
+
+async def test_moderators_button_press_cancels(world: StartWorld) -> None:
+    rig = await world(sim={"manual": True})
+    _, reply, job, _ = await start_job(rig, rig.fake.alice, "moderated", "Generating")
+    click = await rig.fake.press_button(reply, BUTTON.format(job_id=job.id), rig.fake.moderator)
+    assert "Cancelling" in await ephemeral_answer(click)
+    cancelled = await wait_cancelled(rig, reply, job)
+    assert cancelled.cancel_requested_by == int(rig.fake.moderator.id)
+
+
+async def test_the_button_works_after_a_restart(tmp_path: Path) -> None:
+    """Nothing about the button is kept in memory: a new process routes the click by its custom id."""
+    async with (
+        FakeDiscord() as fake,
+        run_simulator(SimulatorOptions(api_key=SIM_KEY, manual=True)) as sim,
+    ):
+        db = tmp_path / "bot.sqlite3"
+        async with running_bot(fake, sim, db) as rig:
+            interaction = await rig.imagine(fake.alice, prompt="click me later")
+            reply = await interaction.wait_original(lambda m: "Generating" in embed_text(m))
+            job = await rig.job_for(interaction)
+        async with running_bot(fake, sim, db, sync_commands=False) as rig:
+            click = await fake.press_button(reply, BUTTON.format(job_id=job.id), fake.alice)
+            assert "Cancelling" in await ephemeral_answer(click)
+            await wait_cancelled(rig, reply, job)
+
+
+async def test_a_button_pressed_as_the_job_ends_is_answered(world: StartWorld) -> None:
+    """The click races the final edit (the button is still on the reply, the job has just ended)."""
+    rig = await world(sim={"manual": True})
+    _, reply, job, _ = await start_job(rig, rig.fake.alice, "just ended", "Generating")
+    await rig.store.finish(job.id, JobState.FAILED, now=time.time(), refund=True, error_type="upstream_failed")
+    click = await rig.fake.press_button(reply, BUTTON.format(job_id=job.id), rig.fake.alice)
+    assert "already finished" in await ephemeral_answer(click)
+    assert rig.sim.calls_to("cancel") == []
+
+
+async def test_a_busy_channel_draws_no_reaction_429_and_any_x_still_cancels(world: StartWorld) -> None:
+    """Ten jobs at once in one channel with Discord's reaction limit applied: the bot adds its own ❌
+    only where the channel's budget allows (no 429), and a member's ❌ cancels a reply without it."""
+    rig = await world(sim={"manual": True})
+    rig.fake.rate_limit(r"/channels/\d+/messages/\d+/reactions/", limit=4, per=1.0, headers=False)
+    interactions = await asyncio.gather(*(rig.imagine(rig.fake.alice, prompt=f"busy {i}") for i in range(10)))
+    replies = [
+        await i.wait_original(lambda m: "Queued" in embed_text(m) or "Generating" in embed_text(m))
+        for i in interactions
+    ]
+    await rig.sim.wait_for(lambda: len(rig.sim.submits()) == 10)
+    assert rig.fake.rate_limited_count == 0
+    bare = next(r for r in replies if not has_bot_x(rig, r))  # at most a few got the bot's ❌
+    job = await rig.store.job_by_message(int(bare.id))
+    assert job is not None
+    await rig.fake.react(bare, X, rig.fake.alice)
+    await wait_cancelled(rig, bare, job)
+    assert rig.fake.rate_limited_count == 0
