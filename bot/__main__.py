@@ -17,6 +17,7 @@ from bot.app import ImagineBot, configure_discord_endpoints
 from bot.config import ConfigError, Settings, load_settings
 from bot.health import serve_health
 from bot.log import setup_logging
+from bot.looplag import watch_loop_lag
 from bot.metrics import Metrics
 from bot.queue import QueueClient
 from bot.storage import StoreOpenError, open_store
@@ -33,6 +34,7 @@ def tracker_settings(settings: Settings) -> TrackerSettings:
         status_edit_interval=settings.status_edit_interval,
         max_result_bytes=settings.max_result_bytes,
         max_reference_bytes=settings.max_reference_bytes,
+        upstream_reads_per_second=settings.upstream_reads_per_second,
     )
 
 
@@ -57,6 +59,7 @@ async def run(
     metrics = Metrics()
     current: list[ImagineBot] = []  # the bot of the current login attempt, for the health check
     async with contextlib.AsyncExitStack() as resources:
+        await resources.enter_async_context(watch_loop_lag(metrics.loop_lag))
         session = await resources.enter_async_context(aiohttp.ClientSession())
         store = await resources.enter_async_context(open_store(settings.database_url))
         queue = QueueClient(

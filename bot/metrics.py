@@ -29,6 +29,25 @@ UPSTREAM_OPERATIONS: Final = ("submit", "status", "result", "cancel", "download"
 _UPSTREAM_BUCKETS: Final = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 180.0)
 # From the upstream finishing a job to its image being in Discord.
 _LAG_BUCKETS: Final = (0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 900.0)
+# How late the event loop runs a timer (see bot.looplag): fine steps around 100 ms, the point past
+# which every reply, poll and heartbeat is visibly late.
+_LOOP_LAG_BUCKETS: Final = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 
 
 def package_version() -> str:
@@ -92,6 +111,12 @@ class Metrics:
             "imagine_discord_rate_limited",
             "Discord 429 answers, by method, route template and rate limit scope.",
             ["method", "route", "scope"],
+            registry=reg,
+        )
+        self._loop_lag = Histogram(
+            "imagine_event_loop_lag_seconds",
+            "How late the event loop woke a timer (seconds past its due time, sampled at a fixed interval).",
+            buckets=_LOOP_LAG_BUCKETS,
             registry=reg,
         )
         self._quota_refused = Counter(
@@ -178,6 +203,12 @@ class Metrics:
         trace.on_request_end.append(on_request_end)
         trace.on_request_exception.append(on_request_exception)
         return trace
+
+    # -- the process -------------------------------------------------------------------------
+
+    def loop_lag(self, seconds: float) -> None:
+        """One sample of event-loop lag: how much later than asked a sleep ended."""
+        self._loop_lag.observe(max(0.0, seconds))
 
     # -- output -----------------------------------------------------------------------------
 

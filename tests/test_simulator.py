@@ -617,3 +617,83 @@ async def test_cli_serves_until_interrupted(http: aiohttp.ClientSession) -> None
     assert proc.returncode == 0
     assert b"POST /v1/queue/nano_banana_pro -> 200" in log
     assert secret.encode() not in log
+
+
+# --------------------------------------------------------------------------- spread job durations
+
+
+def test_durations_spread_uniformly_and_repeat_with_the_seed() -> None:
+    def durations(seed: int) -> list[float]:
+        sim = Simulator(opts(job_duration=5.0, job_duration_max=20.0, seed=seed))
+        return [sim._create_job({"prompt": f"job {i}"}).duration for i in range(400)]
+
+    first = durations(7)
+    assert first == durations(7)
+    assert first != durations(8)
+    assert all(5.0 <= d <= 20.0 for d in first)
+    assert min(first) < 6.0 and max(first) > 19.0  # spread over the whole range
+    assert 11.5 < sum(first) / len(first) < 13.5  # uniform: mean 12.5
+
+
+def test_fixed_duration_without_a_maximum() -> None:
+    sim = Simulator(opts(job_duration=3.0, seed=1))
+    assert {sim._create_job({"prompt": "x"}).duration for _ in range(5)} == {3.0}
+    same = Simulator(opts(job_duration=3.0, job_duration_max=3.0))
+    assert same._create_job({"prompt": "x"}).duration == 3.0
+
+
+def test_duration_maximum_below_minimum_is_refused() -> None:
+    with pytest.raises(ValueError, match="job_duration_max"):
+        opts(job_duration=5.0, job_duration_max=4.0)
+
+
+def test_random_faults_do_not_shift_durations() -> None:
+    calm = Simulator(opts(job_duration=1.0, job_duration_max=2.0, seed=3))
+    faulty = Simulator(opts(job_duration=1.0, job_duration_max=2.0, seed=3, error_rate=0.5))
+    expected = [calm._create_job({"prompt": "x"}).duration for _ in range(20)]
+    got = []
+    for _ in range(20):
+        faulty._take_fault("status")  # draws from the fault generator
+        got.append(faulty._create_job({"prompt": "x"}).duration)
+    assert got == expected
+
+
+async def test_each_job_runs_its_own_duration(http: aiohttp.ClientSession) -> None:
+    async with run_simulator(opts(workers=4, job_duration=0.1, job_duration_max=0.6, seed=11)) as sim:
+        ids = [(await submit(http, sim, {"prompt": f"p{i}"}))["request_id"] for i in range(4)]
+        await sim.wait_for(lambda: all(sim.jobs[r].state == "COMPLETED" for r in ids), timeout=5)
+        for request_id in ids:
+            job = sim.jobs[request_id]
+            assert job.started_at is not None and job.finished_at is not None
+            ran = job.finished_at - job.started_at
+            assert job.duration - 0.01 <= ran <= job.duration + 0.25
+        assert len({round(sim.jobs[r].duration, 3) for r in ids}) == 4
+
+
+def test_cli_duration_maximum() -> None:
+    from bot.simulator.__main__ import build_parser, options_from_args
+
+    args = build_parser().parse_args(["--job-duration", "5", "--job-duration-max", "20", "--seed", "4"])
+    options = options_from_args(args, "key")
+    assert (options.job_duration, options.job_duration_max, options.seed) == (5.0, 20.0, 4)
+    assert options_from_args(build_parser().parse_args([]), "key").job_duration_max is None
+
+
+async def test_cli_duration_maximum_below_minimum_exits_2() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.simulator",
+        "--job-duration",
+        "5",
+        "--job-duration-max",
+        "1",
+        cwd=ROOT,
+        env={**_cli_env(), "ODIROUTER_API_KEY": "k"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(15):
+        out, err = await proc.communicate()
+    assert proc.returncode == 2
+    assert out == b"" and b"job_duration_max" in err and b"Traceback" not in err

@@ -1,6 +1,6 @@
 """Command line: serve the upstream simulator until Ctrl-C.
 
-    python -m bot.simulator --port 8765 --api-key KEY [--workers N] [--job-duration S] ...
+    python -m bot.simulator --port 8765 --api-key KEY [--workers N] [--job-duration S [--job-duration-max S]] ...
 
 The accepted key comes from ``--api-key`` or the ``ODIROUTER_API_KEY`` environment variable. Point the
 bot's ``ODIROUTER_BASE_URL`` at ``http://HOST:PORT``.
@@ -53,6 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default="nano_banana_pro", help="model id served")
     parser.add_argument("--workers", type=_positive_int, default=1, help="jobs processed at once")
     parser.add_argument("--job-duration", type=_non_negative, default=0.5, help="seconds a job runs")
+    parser.add_argument(
+        "--job-duration-max",
+        type=_non_negative,
+        metavar="SECONDS",
+        help="spread durations uniformly from --job-duration up to this (seeded by --seed)",
+    )
     parser.add_argument("--zero-position", action="store_true", help="queue_position is always 0")
     parser.add_argument("--result-shape", choices=("outputs", "images"), default="outputs")
     parser.add_argument("--pending-http-status", type=int, choices=(200, 202), default=200)
@@ -63,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--error-rate", type=_fraction, default=0.0, help="fraction of API calls answered 503")
     parser.add_argument("--rate-limit-rate", type=_fraction, default=0.0, help="fraction of API calls answered 429")
     parser.add_argument("--slow", type=_non_negative, default=0.0, help="seconds added before every answer")
-    parser.add_argument("--seed", type=int, help="seed of the random faults")
+    parser.add_argument("--seed", type=int, help="seed of the random faults and job durations")
     parser.add_argument("--fetch-remote", action="store_true", help="also fetch non-loopback image_urls")
     return parser
 
@@ -74,6 +80,7 @@ def options_from_args(args: argparse.Namespace, api_key: str) -> SimulatorOption
         model=args.model,
         workers=args.workers,
         job_duration=args.job_duration,
+        job_duration_max=args.job_duration_max,
         position_mode="zero" if args.zero_position else "real",
         result_shape=args.result_shape,
         pending_http_status=args.pending_http_status,
@@ -105,9 +112,14 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     if not api_key:
         sys.stderr.write("bot.simulator: no API key: pass --api-key or set ODIROUTER_API_KEY\n")
         return 2
+    try:
+        options = options_from_args(args, api_key)
+    except ValueError as exc:  # options that contradict each other (e.g. a maximum below the minimum)
+        sys.stderr.write(f"bot.simulator: {exc}\n")
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(options_from_args(args, api_key), args.host, args.port))
+        asyncio.run(serve(options, args.host, args.port))
     return 0
 
 

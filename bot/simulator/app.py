@@ -113,6 +113,9 @@ class SimulatorOptions:
     model: str = "nano_banana_pro"
     workers: int = 1
     job_duration: float = 0.5
+    # With a maximum, each job runs a duration drawn uniformly from [job_duration, job_duration_max]
+    # when it is submitted (from an RNG seeded with ``seed``: the same submits get the same durations).
+    job_duration_max: float | None = None
     position_mode: Literal["real", "zero"] = "real"
     manual: bool = False
     result_shape: Literal["outputs", "images"] = "outputs"
@@ -133,6 +136,8 @@ class SimulatorOptions:
             raise ValueError("workers must be >= 1")
         if self.job_duration < 0 or self.slow < 0:
             raise ValueError("job_duration and slow must be >= 0")
+        if self.job_duration_max is not None and self.job_duration_max < self.job_duration:
+            raise ValueError("job_duration_max must be >= job_duration")
         if self.pending_http_status not in (200, 202):
             raise ValueError("pending_http_status must be 200 or 202")
         if not (0.0 <= self.error_rate <= 1.0 and 0.0 <= self.rate_limit_rate <= 1.0):
@@ -177,6 +182,7 @@ class SimJob:
     text: str | None = None
     finish_requested: bool = False  # Simulator.finish() was called
     finish_error_type: str | None = None
+    duration: float = 0.0  # seconds it runs once started (unless finished early or cancelled)
     wake: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @property
@@ -333,6 +339,8 @@ class Simulator:
         self._fail_next: deque[str] = deque()
         self._changed = asyncio.Event()
         self._random = random.Random(options.seed)
+        # Its own generator, so that random faults do not shift the durations (and the reverse).
+        self._durations = random.Random(options.seed)
         self._created = 0
         self._base_url: str | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -663,7 +671,7 @@ class Simulator:
 
     def _create_job(self, payload: dict[str, Any]) -> SimJob:
         request_id = f"mmsu_{secrets.token_hex(13)}"
-        job = SimJob(request_id=request_id, body=payload)
+        job = SimJob(request_id=request_id, body=payload, duration=self._next_duration())
         if self._fail_next:
             job.forced_error_type = self._fail_next.popleft()
         elif self.options.fail_with is not None:
@@ -673,6 +681,12 @@ class Simulator:
         self._created += 1
         self._notify()
         return job
+
+    def _next_duration(self) -> float:
+        low, high = self.options.job_duration, self.options.job_duration_max
+        if high is None or high == low:
+            return low
+        return self._durations.uniform(low, high)
 
     def _complete(self, job: SimJob, error_type: str | None, error: str | None = None) -> None:
         job.state = "COMPLETED"
@@ -734,9 +748,9 @@ class Simulator:
         self._complete(job, None)
 
     async def _run_time(self, job: SimJob) -> None:
-        """Wait while the job "runs": ``job_duration`` (or until finish() in manual mode), or a cancel."""
+        """Wait while the job "runs": its ``duration`` (or until finish() in manual mode), or a cancel."""
         assert job.started_at is not None
-        deadline = job.started_at + self.options.job_duration
+        deadline = job.started_at + job.duration
         while not (job.finish_requested or self._cancel_effective(job)):
             if self.options.manual:
                 await job.wake.wait()
