@@ -60,6 +60,7 @@ class Settings:
     poll_min_interval: float = DEFAULT_POLL_MIN
     poll_max_interval: float = DEFAULT_POLL_MAX
     upstream_concurrency: int = 8
+    upstream_reads_per_second: float = 200.0
     status_edit_interval: float = 5.0
     default_4k_weight: int = 2
 
@@ -166,6 +167,7 @@ OPTIONAL: tuple[tuple[str, str, object], ...] = (
     ("POLL_MIN_INTERVAL", "poll_min_interval", _parse_positive_float),
     ("POLL_MAX_INTERVAL", "poll_max_interval", _parse_positive_float),
     ("UPSTREAM_CONCURRENCY", "upstream_concurrency", _parse_positive_int),
+    ("UPSTREAM_READS_PER_SECOND", "upstream_reads_per_second", _parse_positive_float),
     ("STATUS_EDIT_INTERVAL", "status_edit_interval", _parse_positive_float),
     ("QUOTA_4K_WEIGHT", "default_4k_weight", _parse_positive_int),
 )
