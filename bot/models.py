@@ -65,6 +65,18 @@ class NewJob:
     resolution: str
     with_text: bool
     image_urls: tuple[str, ...]
+    parent_job_id: int | None = None
+    action: str | None = None
+
+
+class Action(StrEnum):
+    """How a job was made: by a command, or by a button under a finished image."""
+
+    IMAGINE = "imagine"
+    REROLL = "reroll"
+    EDIT = "edit"
+    VARY = "vary"
+    UPSCALE = "upscale"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +116,8 @@ class JobRecord:
     delivery_attempted_at: float | None = None
     submit_started_at: float | None = None
     told_at: float | None = None
+    parent_job_id: int | None = None
+    action: str | None = None
 
     @property
     def reference_count(self) -> int:

@@ -231,8 +231,8 @@ class SqliteStore:
             cur = await self._db.execute(
                 """INSERT INTO jobs (status, user_id, guild_id, channel_id, message_id, application_id,
                        interaction_token, token_expires_at, upload_limit, prompt, aspect_ratio, resolution,
-                       with_text, image_urls, cost, quota_day, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       with_text, image_urls, cost, quota_day, created_at, updated_at, parent_job_id, action)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     JobState.PENDING.value,
                     new.user_id,
@@ -252,6 +252,8 @@ class SqliteStore:
                     day,
                     now,
                     now,
+                    new.parent_job_id,
+                    new.action,
                 ),
             )
             job_id = cur.lastrowid
@@ -566,6 +568,8 @@ def _job(row: aiosqlite.Row) -> JobRecord:
         delivery_attempted_at=row["delivery_attempted_at"],
         submit_started_at=row["submit_started_at"],
         told_at=row["told_at"],
+        parent_job_id=row["parent_job_id"],
+        action=row["action"],
     )
 
 
