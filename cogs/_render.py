@@ -6,7 +6,7 @@ import discord
 
 from bot.events import Cancelled, Delivery, Failure, Progress
 from bot.imaging import FittedImage
-from bot.models import FailureReason, JobRecord, JobState, LimitKind, QuotaRefusal
+from bot.models import Action, FailureReason, JobRecord, JobState, LimitKind, QuotaRefusal
 
 CANCEL_EMOJI = "❌"
 # The Cancel button's custom id: it carries the job, so a click works for old replies and after restarts.
@@ -20,6 +20,51 @@ class Controls(discord.ui.View):
 
     def is_dispatchable(self) -> bool:
         return False
+
+
+# The buttons under a finished image: each starts a new job from it, owned by whoever clicks.
+FOLLOWUP_ID = "imagine:{action}:{job_id}"
+FOLLOWUP_PATTERN = r"imagine:(?P<action>reroll|edit|vary|upscale):(?P<job_id>[0-9]{1,19})"
+FOLLOWUPS = (
+    (Action.REROLL, "Re-roll", "🔁"),
+    (Action.EDIT, "Edit", "✏️"),
+    (Action.VARY, "Vary", "🎲"),
+    (Action.UPSCALE, "Upscale", "⬆️"),
+)
+NEXT_TIER = {"1K": "2K", "2K": "4K"}
+ORIGIN_TEXT = {
+    Action.REROLL.value: "Re-roll of",
+    Action.EDIT.value: "Edit of",
+    Action.VARY.value: "Variation of",
+    Action.UPSCALE.value: "Upscale of",
+}
+
+
+def result_controls(job: JobRecord) -> discord.ui.View:
+    """Re-roll, Edit, Vary and Upscale (not at 4K, the highest tier) under a finished image."""
+    view = Controls(timeout=None)
+    for action, label, emoji in FOLLOWUPS:
+        if action is Action.UPSCALE and job.resolution not in NEXT_TIER:
+            continue
+        custom_id = FOLLOWUP_ID.format(action=action.value, job_id=job.id)
+        view.add_item(
+            discord.ui.Button(label=label, emoji=emoji, style=discord.ButtonStyle.secondary, custom_id=custom_id)
+        )
+    return view
+
+
+def message_link(guild_id: int | None, channel_id: int, message_id: int) -> str:
+    return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
+
+
+def origin_line(job: JobRecord, parent: JobRecord | None) -> str | None:
+    """ "Edit of <link>" for a job made by a button under another image; ``None`` otherwise."""
+    what = ORIGIN_TEXT.get(job.action or "")
+    if what is None or job.parent_job_id is None:
+        return None
+    if parent is not None and parent.message_id is not None:
+        return f"{what} [image #{parent.id}]({message_link(parent.guild_id, parent.channel_id, parent.message_id)})"
+    return f"{what} image #{job.parent_job_id}"
 
 
 def controls(job: JobRecord) -> discord.ui.View:
@@ -88,8 +133,10 @@ def size_text(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MiB" if size >= 1024 * 1024 else f"{size / 1024:.0f} KiB"
 
 
-def _base(job: JobRecord, title: str, colour: discord.Colour) -> discord.Embed:
+def _base(job: JobRecord, title: str, colour: discord.Colour, origin: str | None) -> discord.Embed:
     embed = discord.Embed(title=title, description=safe(job.prompt, PROMPT_PREVIEW), colour=colour)
+    if origin:
+        embed.add_field(name="From", value=origin, inline=False)
     ratio = job.aspect_ratio or ("follows the reference" if job.image_urls else "1:1")
     embed.add_field(name="Aspect ratio", value=ratio)
     embed.add_field(name="Resolution", value=job.resolution)
@@ -132,8 +179,8 @@ def estimate_line(progress: Progress) -> str | None:
     return f"{bar} {left}"
 
 
-def progress_embed(job: JobRecord, progress: Progress) -> discord.Embed:
-    embed = _base(job, "🎨 Imagining…", COLOR_ACTIVE)
+def progress_embed(job: JobRecord, progress: Progress, origin: str | None = None) -> discord.Embed:
+    embed = _base(job, "🎨 Imagining…", COLOR_ACTIVE, origin)
     embed.add_field(name="Status", value=status_line(progress), inline=False)
     if (estimate := estimate_line(progress)) is not None:
         embed.add_field(name="Estimate", value=estimate, inline=False)
@@ -143,8 +190,8 @@ def progress_embed(job: JobRecord, progress: Progress) -> discord.Embed:
     return embed
 
 
-def delivered_embed(job: JobRecord, delivery: Delivery) -> discord.Embed:
-    embed = _base(job, "✅ Done", COLOR_DONE)
+def delivered_embed(job: JobRecord, delivery: Delivery, origin: str | None = None) -> discord.Embed:
+    embed = _base(job, "✅ Done", COLOR_DONE, origin)
     embed.add_field(name="Took", value=duration(delivery.took))
     note = fitting_note(delivery.image)
     if note:
@@ -173,15 +220,15 @@ def fitting_note(image: FittedImage) -> str | None:
     return " ".join(parts) + " to fit Discord's upload limit."
 
 
-def failed_embed(job: JobRecord, failure: Failure) -> discord.Embed:
-    embed = _base(job, "⚠️ No image this time", COLOR_FAILED)
+def failed_embed(job: JobRecord, failure: Failure, origin: str | None = None) -> discord.Embed:
+    embed = _base(job, "⚠️ No image this time", COLOR_FAILED, origin)
     embed.add_field(name="What happened", value=FAILURE_TEXT[failure.reason], inline=False)
     embed.set_footer(text="This did not count against your quota.")
     return embed
 
 
-def cancelled_embed(job: JobRecord, cancelled: Cancelled) -> discord.Embed:
-    embed = _base(job, "🛑 Cancelled", COLOR_CANCELLED)
+def cancelled_embed(job: JobRecord, cancelled: Cancelled, origin: str | None = None) -> discord.Embed:
+    embed = _base(job, "🛑 Cancelled", COLOR_CANCELLED, origin)
     who = f" by <@{cancelled.by}>" if cancelled.by and cancelled.by != job.user_id else ""
     if cancelled.by is None:
         text = f"The image service cancelled this job {STAGE_TEXT.get(cancelled.stage, '')}."

@@ -109,6 +109,8 @@ class ReplyPresenter:
         self.budget = CallBudget()
         # Replies the bot put its own ❌ on (so it knows which to take back).
         self._reacted: set[int] = set()
+        # "Edit of <link>" lines of running jobs made from another image (looked up once per job).
+        self._origins: dict[int, str | None] = {}
 
     async def publish(self, job: JobRecord, event: JobEvent) -> None:
         if isinstance(event, Progress):
@@ -135,6 +137,7 @@ class ReplyPresenter:
             self._last_edit.pop(job.id, None)
             self._last_embed.pop(job.id, None)
             self._reacted.discard(job.id)
+            self._origins.pop(job.id, None)
 
     async def shows_image(self, job: JobRecord) -> bool:
         """Whether the job's reply already carries an image (a delivery whose answer was lost)."""
@@ -156,7 +159,7 @@ class ReplyPresenter:
     async def show_now(self, job: JobRecord, progress: Progress) -> None:
         """Replace the "thinking…" state at once (the first edit of a new reply), inside the pacing."""
         async with self._lock(job.id):
-            embed = _render.progress_embed(job, progress)
+            embed = _render.progress_embed(job, progress, await self._origin(job))
             try:
                 await self._edit(job, embed=embed, view=_render.controls(job))
                 self._last_embed[job.id] = embed.to_dict()  # type: ignore[assignment]
@@ -169,6 +172,14 @@ class ReplyPresenter:
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+
+    async def _origin(self, job: JobRecord) -> str | None:
+        if job.parent_job_id is None:
+            return None
+        if job.id not in self._origins:
+            parent = await self._bot.store.get_job(job.parent_job_id)
+            self._origins[job.id] = _render.origin_line(job, parent)
+        return self._origins[job.id]
 
     def _lock(self, job_id: int) -> asyncio.Lock:
         return self._locks.setdefault(job_id, asyncio.Lock())
@@ -195,7 +206,7 @@ class ReplyPresenter:
             self._workers.pop(job_id, None)
 
     async def _edit_progress(self, job: JobRecord, progress: Progress) -> None:
-        embed = _render.progress_embed(job, progress)
+        embed = _render.progress_embed(job, progress, await self._origin(job))
         if self._last_embed.get(job.id) == embed.to_dict():
             return  # nothing visible changed
         try:
@@ -229,13 +240,14 @@ class ReplyPresenter:
 
     async def _final(self, job: JobRecord, event: JobEvent) -> None:
         file: discord.File | None = None
+        origin = await self._origin(job)
         if isinstance(event, Delivery):
-            embed = _render.delivered_embed(job, event)
+            embed = _render.delivered_embed(job, event, origin)
             file = discord.File(io.BytesIO(event.image.data), filename=event.image.filename)
         elif isinstance(event, Failure):
-            embed = _render.failed_embed(job, event)
+            embed = _render.failed_embed(job, event, origin)
         elif isinstance(event, Cancelled):
-            embed = _render.cancelled_embed(job, event)
+            embed = _render.cancelled_embed(job, event, origin)
         else:  # pragma: no cover - Progress never reaches here
             return
         try:
@@ -265,9 +277,11 @@ class ReplyPresenter:
     async def _edit_fitting(
         self, job: JobRecord, embed: discord.Embed, event: JobEvent, file: discord.File | None
     ) -> None:
-        """The final edit; if Discord still finds the image too large (413), shrink it once more."""
+        """The final edit (an image gets its buttons: re-roll, edit, vary, upscale); if Discord still
+        finds the image too large (413), shrink it once more."""
+        view = _render.result_controls(job) if isinstance(event, Delivery) else None
         try:
-            await self._edit(job, embed=embed, file=file, view=None)
+            await self._edit(job, embed=embed, file=file, view=view)
         except discord.HTTPException as exc:
             if exc.status != 413 or not isinstance(event, Delivery):
                 raise
@@ -276,9 +290,9 @@ class ReplyPresenter:
                 "job %d: Discord refused a %d-byte image; retrying under %d", job.id, len(event.image.data), limit
             )
             smaller = await asyncio.to_thread(fit_image, event.image.data, limit, base_name="image")
-            embed = _render.delivered_embed(job, replace(event, image=smaller))
+            embed = _render.delivered_embed(job, replace(event, image=smaller), await self._origin(job))
             smaller_file = discord.File(io.BytesIO(smaller.data), filename=smaller.filename)
-            await self._edit(job, embed=embed, file=smaller_file, view=None)
+            await self._edit(job, embed=embed, file=smaller_file, view=view)
 
     async def _edit(
         self,

@@ -14,7 +14,7 @@ from discord.ext import commands
 from bot import imaging, quota
 from bot.app import UNEXPECTED, tell_privately
 from bot.events import Progress
-from bot.models import JobRecord, JobState, NewJob, QuotaRefusal
+from bot.models import Action, JobRecord, JobState, NewJob, QuotaRefusal
 from bot.queue import ASPECT_RATIOS, MAX_PROMPT_CHARS, MAX_REFERENCE_IMAGES, SIZE_TIERS
 from cogs import _render
 
@@ -43,6 +43,15 @@ class ImagineRequest:
     resolution: str
     with_text: bool
     references: tuple[discord.Attachment, ...]
+    # References already known and checked (a finished image, a parent job's references): they go
+    # first, and are not downloaded again.
+    known_urls: tuple[str, ...] = ()
+    parent_job_id: int | None = None
+    action: Action = Action.IMAGINE
+
+    @property
+    def reference_count(self) -> int:
+        return len(self.known_urls) + len(self.references)
 
 
 class Refused(Exception):
@@ -64,12 +73,25 @@ def looks_like_image(attachment: discord.Attachment) -> bool:
 class ImagineModal(discord.ui.Modal):
     """Prompt, aspect ratio, resolution and more references for the message command."""
 
-    def __init__(self, cog: Imagine, references: tuple[discord.Attachment, ...], default_resolution: str) -> None:
-        super().__init__(title="Imagine with these images", timeout=900)
+    def __init__(
+        self,
+        cog: Imagine,
+        references: tuple[discord.Attachment, ...],
+        default_resolution: str,
+        *,
+        title: str = "Imagine with these images",
+        placeholder: str | None = None,
+        more_images: int = 10,
+    ) -> None:
+        super().__init__(title=title, timeout=900)
         self._cog = cog
         self._references = references
         self.prompt: discord.ui.TextInput[ImagineModal] = discord.ui.TextInput(
-            style=discord.TextStyle.paragraph, min_length=1, max_length=MAX_PROMPT_CHARS, custom_id="prompt"
+            style=discord.TextStyle.paragraph,
+            min_length=1,
+            max_length=MAX_PROMPT_CHARS,
+            custom_id="prompt",
+            placeholder=placeholder[:100] if placeholder else None,
         )
         self.aspect: discord.ui.Select[ImagineModal] = discord.ui.Select(
             custom_id="aspect_ratio",
@@ -83,7 +105,7 @@ class ImagineModal(discord.ui.Modal):
             options=[discord.SelectOption(label=t, value=t, default=t == default_resolution) for t in SIZE_TIERS],
         )
         self.files: discord.ui.FileUpload[ImagineModal] = discord.ui.FileUpload(
-            custom_id="more_images", required=False, min_values=0, max_values=10
+            custom_id="more_images", required=False, min_values=0, max_values=max(1, more_images)
         )
         self.text_reply: discord.ui.Select[ImagineModal] = discord.ui.Select(
             custom_id="text_reply",
@@ -110,15 +132,18 @@ class ImagineModal(discord.ui.Modal):
         await tell_privately(interaction, UNEXPECTED)
 
     async def on_submit(self, interaction: Interaction) -> None:  # type: ignore[override]
+        await self._cog.start(interaction, self.request())
+
+    def request(self) -> ImagineRequest:
+        """What the member filled in, as a request."""
         aspect = self.aspect.values[0] if self.aspect.values else AUTO
-        request = ImagineRequest(
+        return ImagineRequest(
             prompt=self.prompt.value,
             aspect_ratio=None if aspect == AUTO else aspect,
             resolution=self.resolution.values[0] if self.resolution.values else self._cog.default_resolution,
             with_text=self.text_reply.values == ["yes"],
             references=self._references + tuple(self.files.values),
         )
-        await self._cog.start(interaction, request)
 
 
 class Imagine(commands.Cog):
@@ -251,9 +276,9 @@ class Imagine(commands.Cog):
                 f"The prompt is {len(request.prompt):,} characters long; the limit is {MAX_PROMPT_CHARS:,}. "
                 "Please shorten it."
             )
-        if len(request.references) > MAX_REFERENCE_IMAGES:
+        if request.reference_count > MAX_REFERENCE_IMAGES:
             raise Refused(
-                f"That's {len(request.references)} reference images; the model takes at most {MAX_REFERENCE_IMAGES}."
+                f"That's {request.reference_count} reference images; the model takes at most {MAX_REFERENCE_IMAGES}."
             )
         cap = self.bot.settings.max_reference_bytes
         for attachment in request.references:
@@ -289,7 +314,9 @@ class Imagine(commands.Cog):
             aspect_ratio=request.aspect_ratio,
             resolution=request.resolution,
             with_text=request.with_text,
-            image_urls=tuple(a.url for a in request.references),
+            image_urls=request.known_urls + tuple(a.url for a in request.references),
+            parent_job_id=request.parent_job_id,
+            action=request.action.value,
         )
         created = await self.bot.store.create_job(new, now=now, default_4k_weight=self.bot.settings.default_4k_weight)
         if isinstance(created, QuotaRefusal):
