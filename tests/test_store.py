@@ -194,3 +194,52 @@ async def test_failed_commit_is_rolled_back(store: SqliteStore) -> None:
         row = await cur.fetchone()
     assert row is not None and row[0] == 0
     assert (await store.set_quota(10, {"user_daily": 5}, user_id=1, now=NOW)).user_daily == 5
+
+
+# -- history and the queue as /history and /jobs see it -----------------------------------------
+
+
+async def test_history_pages_a_members_jobs_in_a_server_newest_first(store: SqliteStore) -> None:
+    mine = [(await created(store, new_job(user=1))).id for _ in range(7)]
+    await created(store, new_job(user=2))  # another member
+    await created(store, new_job(user=1, guild=11))  # another server
+
+    def ids(jobs: list[JobRecord]) -> list[int]:
+        return [j.id for j in jobs]
+
+    newest = mine[::-1]
+    assert ids(await store.history(10, 1, limit=3)) == newest[:3]
+    assert ids(await store.history(10, 1, before_id=newest[2], limit=3)) == newest[3:6]
+    assert ids(await store.history(10, 1, before_id=newest[5], limit=3)) == newest[6:]
+    assert await store.history(10, 1, before_id=mine[0], limit=3) == []
+    # Paging back: the jobs just newer than the cursor, still newest first.
+    assert ids(await store.history(10, 1, after_id=newest[6], limit=3)) == newest[3:6]
+    assert ids(await store.history(10, 1, after_id=newest[1], limit=3)) == newest[:1]
+    assert await store.history(10, 3, limit=3) == []
+    assert len(await store.history(10, 1, limit=10_000)) == 7  # bounded, whatever is asked
+
+
+async def test_active_jobs_and_counts_in_a_server(store: SqliteStore) -> None:
+    a = await created(store, new_job(user=1))
+    b = await created(store, new_job(user=2))
+    c = await created(store, new_job(user=1))
+    await created(store, new_job(user=1, guild=11))
+    await store.mark_submitted(
+        b.id, request_id="rb", status_url="s", response_url="r", cancel_url="c", queue_position=4, now=NOW
+    )
+    await store.mark_submitted(
+        c.id, request_id="rc", status_url="s", response_url="r", cancel_url="c", queue_position=2, now=NOW
+    )
+    await store.finish(a.id, JobState.DELIVERED, now=NOW, refund=False)
+
+    assert [j.id for j in await store.active_jobs_in_guild(10, limit=10)] == [b.id, c.id]
+    assert [j.id for j in await store.active_jobs_in_guild(10, user_id=1, limit=10)] == [c.id]
+    assert [j.id for j in await store.active_jobs_in_guild(10, limit=1)] == [b.id]
+    assert await store.active_jobs_in_guild(12, limit=10) == []
+    assert await store.active_counts_in_guild(10) == {"queued": 2}
+    assert await store.active_counts_in_guild(11) == {"pending": 1}
+    # Every server's waiting jobs (the upstream queue is shared), and the last known position.
+    assert await store.waiting_summary() == (3, 4)
+    await store.update_progress(b.id, JobState.RUNNING, queue_position=None, started_at=NOW, now=NOW)
+    assert await store.waiting_summary() == (2, 2)
+    assert await store.active_counts_in_guild(10) == {"queued": 1, "running": 1}

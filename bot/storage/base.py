@@ -106,6 +106,26 @@ class Store(Protocol):
         """Record a new reply message (posted when the original was gone) and/or a dead token."""
         ...
 
+    async def history(
+        self, guild_id: int, user_id: int, *, before_id: int | None = None, after_id: int | None = None, limit: int
+    ) -> list[JobRecord]:
+        """A member's jobs in a server, newest first, at most ``limit``: the newest ones, those just
+        older than ``before_id``, or (paging back) those just newer than ``after_id``."""
+        ...
+
+    async def active_jobs_in_guild(self, guild_id: int, *, user_id: int | None = None, limit: int) -> list[JobRecord]:
+        """Unfinished jobs in a server (only one member's with ``user_id``), oldest first, at most ``limit``."""
+        ...
+
+    async def active_counts_in_guild(self, guild_id: int) -> dict[str, int]:
+        """Unfinished jobs in a server by state (states without jobs are left out)."""
+        ...
+
+    async def waiting_summary(self) -> tuple[int, int | None]:
+        """Jobs not generating yet (PENDING or QUEUED) in all servers, and the highest queue position
+        the upstream reported among them (``None`` when none is known)."""
+        ...
+
     # -- bookkeeping -------------------------------------------------------------------------
     async def get_meta(self, key: str) -> str | None: ...
     async def set_meta(self, key: str, value: str) -> None: ...

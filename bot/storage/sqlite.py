@@ -404,6 +404,55 @@ class SqliteStore:
     async def mark_delivering(self, job_id: int, *, now: float) -> JobRecord:
         return await self.update_progress(job_id, JobState.DELIVERING, queue_position=None, started_at=now, now=now)
 
+    LIST_MAX = 100  # the most rows one history or active-jobs query returns
+
+    async def history(
+        self, guild_id: int, user_id: int, *, before_id: int | None = None, after_id: int | None = None, limit: int
+    ) -> list[JobRecord]:
+        # A range of the index jobs_by_member (guild_id, user_id, id), read from either end.
+        limit = max(1, min(limit, self.LIST_MAX))
+        where = "guild_id = ? AND user_id = ?"
+        params: tuple[Any, ...] = (guild_id, user_id)
+        if after_id is not None:
+            newer = await self._many(
+                f"SELECT * FROM jobs WHERE {where} AND id > ? ORDER BY id ASC LIMIT ?", (*params, after_id, limit)
+            )
+            return newer[::-1]
+        if before_id is not None:
+            where, params = f"{where} AND id < ?", (*params, before_id)
+        return await self._many(f"SELECT * FROM jobs WHERE {where} ORDER BY id DESC LIMIT ?", (*params, limit))
+
+    async def active_jobs_in_guild(self, guild_id: int, *, user_id: int | None = None, limit: int) -> list[JobRecord]:
+        # "+guild_id": look the jobs up by state (few are active), not through the server's whole history.
+        limit = max(1, min(limit, self.LIST_MAX))
+        if user_id is None:
+            return await self._many(
+                f"SELECT * FROM jobs WHERE status IN ({_ACTIVE}) AND +guild_id = ? ORDER BY id LIMIT ?",
+                (guild_id, limit),
+            )
+        return await self._many(
+            f"SELECT * FROM jobs WHERE status IN ({_ACTIVE}) AND +guild_id = ? AND +user_id = ? ORDER BY id LIMIT ?",
+            (guild_id, user_id, limit),
+        )
+
+    async def active_counts_in_guild(self, guild_id: int) -> dict[str, int]:
+        async with self._db.execute(
+            f"SELECT status, COUNT(*) FROM jobs WHERE status IN ({_ACTIVE}) AND +guild_id = ? GROUP BY status",
+            (guild_id,),
+        ) as cur:
+            rows = await cur.fetchall()
+        return {str(row[0]): int(row[1]) for row in rows}
+
+    async def waiting_summary(self) -> tuple[int, int | None]:
+        async with self._db.execute(
+            "SELECT COUNT(*), MAX(queue_position) FROM jobs WHERE status IN (?, ?)",
+            (JobState.PENDING.value, JobState.QUEUED.value),
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return 0, None
+        return int(row[0]), None if row[1] is None else int(row[1])
+
     # -- bookkeeping -------------------------------------------------------------------------
 
     async def get_meta(self, key: str) -> str | None:
