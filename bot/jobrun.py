@@ -303,15 +303,8 @@ class JobRun:
         job = self.job
         step: Step = job
         try:
-            if (
-                not self._fresh
-                and job.cancel_requested_at is not None
-                and job.status
-                in (
-                    JobState.QUEUED,
-                    JobState.RUNNING,
-                )
-            ):
+            followed = job.status in (JobState.QUEUED, JobState.RUNNING)
+            if not self._fresh and followed and job.cancel_requested_at is not None:
                 # We may have died between recording the cancel and sending it: send it (again).
                 await self._ctx.cancels.send(job)
             while isinstance(step, JobRecord):
