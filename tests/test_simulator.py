@@ -697,3 +697,37 @@ async def test_cli_duration_maximum_below_minimum_exits_2() -> None:
         out, err = await proc.communicate()
     assert proc.returncode == 2
     assert out == b"" and b"job_duration_max" in err and b"Traceback" not in err
+
+
+# --------------------------------------------------------------------------- reused images
+
+
+async def test_reused_images_are_rendered_once_per_ratio_and_tier(http: aiohttp.ClientSession) -> None:
+    async with run_simulator(opts(workers=4, job_duration=0, reuse_images=True)) as sim:
+        bodies = [
+            {"prompt": "one", "aspect_ratio": "16:9"},
+            {"prompt": "two", "aspect_ratio": "16:9"},
+            {"prompt": "three", "aspect_ratio": "1:1"},
+            {"prompt": "four", "aspect_ratio": "16:9", "resolution": "2K"},
+        ]
+        ids = [(await submit(http, sim, body))["request_id"] for body in bodies]
+        await sim.wait_for(lambda: all(sim.jobs[r].state == "COMPLETED" for r in ids))
+        one, two, three, four = (sim.jobs[r] for r in ids)
+        assert one.image is not None and one.image == two.image  # the same bytes, whatever the prompt
+        assert (one.width, one.height) == (1376, 768)
+        assert three.image != one.image and (three.width, three.height) == (1024, 1024)
+        assert four.image != one.image and (four.width, four.height) == (2752, 1536)
+
+
+async def test_images_differ_by_prompt_without_reuse(http: aiohttp.ClientSession) -> None:
+    async with run_simulator(opts(workers=2, job_duration=0)) as sim:
+        ids = [(await submit(http, sim, {"prompt": p}))["request_id"] for p in ("one", "two")]
+        await sim.wait_for(lambda: all(sim.jobs[r].state == "COMPLETED" for r in ids))
+        assert sim.jobs[ids[0]].image != sim.jobs[ids[1]].image
+
+
+def test_cli_reuse_images() -> None:
+    from bot.simulator.__main__ import build_parser, options_from_args
+
+    assert options_from_args(build_parser().parse_args(["--reuse-images"]), "key").reuse_images
+    assert not options_from_args(build_parser().parse_args([]), "key").reuse_images

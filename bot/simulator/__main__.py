@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--result-shape", choices=("outputs", "images"), default="outputs")
     parser.add_argument("--pending-http-status", type=int, choices=(200, 202), default=200)
     parser.add_argument("--noisy-images", action="store_true", help="noisy PNGs (~30 MB at 4K)")
+    parser.add_argument(
+        "--reuse-images", action="store_true", help="render one image per aspect ratio and tier, serve it to all"
+    )
     parser.add_argument("--fail-with", metavar="ERROR_TYPE", help="every job completes with this error_type")
     parser.add_argument("--balance", type=int, help="submits allowed before 403 insufficient balance")
     parser.add_argument("--cancel-running-finishes", action="store_true")
@@ -85,6 +88,7 @@ def options_from_args(args: argparse.Namespace, api_key: str) -> SimulatorOption
         result_shape=args.result_shape,
         pending_http_status=args.pending_http_status,
         noisy_images=args.noisy_images,
+        reuse_images=args.reuse_images,
         balance=args.balance,
         cancel_running_finishes=args.cancel_running_finishes,
         fail_with=args.fail_with,

@@ -130,6 +130,9 @@ class SimulatorOptions:
     slow: float = 0.0  # seconds added before every answer
     seed: int | None = None  # seed of the random faults
     fetch_remote: bool = False  # fetch image_urls on non-loopback hosts too
+    # Render one image per aspect ratio and tier and serve it to every job without references (the
+    # same bytes each time): for load tests, where encoding a PNG per job would load the machine.
+    reuse_images: bool = False
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -341,6 +344,7 @@ class Simulator:
         self._random = random.Random(options.seed)
         # Its own generator, so that random faults do not shift the durations (and the reverse).
         self._durations = random.Random(options.seed)
+        self._rendered: dict[tuple[str | None, str], tuple[bytes, int, int]] = {}
         self._created = 0
         self._base_url: str | None = None
         self._http: aiohttp.ClientSession | None = None
@@ -731,21 +735,37 @@ class Simulator:
             self._complete(job, error_type)
             return
         if "Image" in job.modalities:
-            png, width, height = await asyncio.to_thread(
-                images.render_image,
-                job.aspect_ratio,
-                job.tier,
-                job.fetched_images[0] if job.fetched_images else None,
-                seed=str(job.body.get("prompt", "")),
-                noisy=self.options.noisy_images,
-            )
-            job.image, job.width, job.height = png, width, height
+            job.image, job.width, job.height = await self._render(job)
         if "Text" in job.modalities:
             job.text = _describe(str(job.body.get("prompt", "")))
         if self._cancel_effective(job):  # cancelled while rendering
             self._complete(job, "CANCELED")
             return
         self._complete(job, None)
+
+    async def _render(self, job: SimJob) -> tuple[bytes, int, int]:
+        reference = job.fetched_images[0] if job.fetched_images else None
+        if self.options.reuse_images and reference is None:
+            key = (job.aspect_ratio, job.tier)
+            if (rendered := self._rendered.get(key)) is None:
+                rendered = await asyncio.to_thread(
+                    images.render_image,
+                    job.aspect_ratio,
+                    job.tier,
+                    None,
+                    seed="reused",
+                    noisy=self.options.noisy_images,
+                )
+                self._rendered[key] = rendered
+            return rendered
+        return await asyncio.to_thread(
+            images.render_image,
+            job.aspect_ratio,
+            job.tier,
+            reference,
+            seed=str(job.body.get("prompt", "")),
+            noisy=self.options.noisy_images,
+        )
 
     async def _run_time(self, job: SimJob) -> None:
         """Wait while the job "runs": its ``duration`` (or until finish() in manual mode), or a cancel."""
