@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 from bot.models import JobRecord, JobState
@@ -140,3 +141,14 @@ async def test_the_buttons_work_after_a_restart(tmp_path: Path) -> None:
             click = await fake.press_button(reply, f"imagine:reroll:{parent.id}", fake.bob)
             _, job = await child_of(rig, click)
         assert job.parent_job_id == parent.id and len(sim.submits()) == 2
+
+
+async def test_a_button_whose_job_row_is_gone_is_answered_privately(world: StartWorld, tmp_path: Path) -> None:
+    rig = await world()
+    reply, parent = await finished(rig, rig.fake.alice, prompt="soon forgotten")
+    with sqlite3.connect(tmp_path / "bot.sqlite3") as db:  # as an operator pruning old rows would
+        db.execute("DELETE FROM jobs WHERE id = ?", (parent.id,))
+    before = len(rig.sim.submits())
+    click = await rig.fake.press_button(reply, f"imagine:reroll:{parent.id}", rig.fake.bob)
+    assert "isn't known here" in await private_answer(click)
+    assert len(rig.sim.submits()) == before
