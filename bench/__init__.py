@@ -1,0 +1,1 @@
+"""Benchmarks: the real bot against the simulator and the fake Discord (see each module's docstring)."""
