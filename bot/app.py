@@ -26,7 +26,7 @@ from cogs._reply import ReplyPresenter
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("cogs.imagine", "cogs.cancel", "cogs.quota", "cogs.followups", "cogs.history")
+EXTENSIONS = ("cogs.imagine", "cogs.cancel", "cogs.quota", "cogs.followups", "cogs.history", "cogs.settings")
 
 
 def configure_discord_endpoints(settings: Settings) -> None:

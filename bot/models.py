@@ -1,4 +1,4 @@
-"""Typed records the core stores and passes around: jobs, quota settings and usage."""
+"""Typed records the core stores and passes around: jobs, quota settings and usage, server controls."""
 
 from __future__ import annotations
 
@@ -67,6 +67,8 @@ class NewJob:
     image_urls: tuple[str, ...]
     parent_job_id: int | None = None
     action: str | None = None
+    # The requester's roles in the server (for per-role daily limits).
+    role_ids: tuple[int, ...] = ()
 
 
 class Action(StrEnum):
@@ -162,6 +164,8 @@ class LimitKind(StrEnum):
     USER_DAILY = "user_daily"
     GUILD_DAILY = "guild_daily"
     MAX_CONCURRENT = "max_concurrent"
+    # Not a number: an admin blocked the member in this server (``/settings block``).
+    BLOCKED = "blocked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,3 +176,95 @@ class QuotaRefusal:
     allowed: int
     used: int
     cost: int
+
+
+# -- server controls (``/settings``) -----------------------------------------------------------------
+
+
+class FourKAccess(StrEnum):
+    """Who may ask for 4K in a server."""
+
+    EVERYONE = "everyone"
+    ROLES = "roles"  # only members with one of the listed roles
+    OFF = "off"
+
+
+class AllowanceSource(StrEnum):
+    """Where a member's daily limit comes from."""
+
+    SERVER = "server"  # the server's per-member default (``/quota set user_daily``)
+    ROLE = "role"  # the highest allowance among the member's roles
+    MEMBER = "member"  # the member's own override
+
+
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """A member's own daily limit (``None``: no limit) and where it comes from."""
+
+    daily: int | None
+    source: AllowanceSource
+    role_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RoleLimit:
+    """A role's daily allowance (``None``: no limit), set by an admin."""
+
+    role_id: int
+    daily: int | None
+    set_by: int
+    set_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class MemberLimit:
+    """One member's own daily allowance (``None``: no limit), set by an admin."""
+
+    user_id: int
+    daily: int | None
+    set_by: int
+    set_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class MemberBlock:
+    """A member an admin blocked from making images in a server."""
+
+    user_id: int
+    set_by: int
+    set_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class MemberControls:
+    """What admins set for one member of a server."""
+
+    limit: MemberLimit | None = None
+    block: MemberBlock | None = None
+
+    @property
+    def blocked(self) -> bool:
+        return self.block is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerControls:
+    """A server's controls other than the numeric quotas (those are :class:`QuotaSettings`)."""
+
+    guild_id: int
+    four_k: FourKAccess = FourKAccess.EVERYONE
+    four_k_roles: tuple[int, ...] = ()
+    blocked_words: tuple[str, ...] = ()  # as the admins typed them
+    log_channel_id: int | None = None
+    role_limits: tuple[RoleLimit, ...] = ()
+    updated_by: int | None = None
+    updated_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WordsAdded:
+    """The outcome of adding blocked words: those new to the list, and those already on it."""
+
+    added: tuple[str, ...]
+    present: tuple[str, ...]
+    total: int

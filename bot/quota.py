@@ -1,11 +1,42 @@
-"""Quota policy: what a job costs and whether it may start. Pure functions; storage applies them
-inside one transaction so concurrent requests can never exceed a limit."""
+"""Quota policy: what a job costs and whether it may start, and the server's other controls (a
+member's daily allowance from roles and overrides, who may use 4K, blocked words). Pure functions;
+storage applies the quota inside one transaction so concurrent requests can never exceed a limit.
+
+A member's own daily limit, in order of precedence:
+
+1. a member override set for them (``/settings limit member``), whatever their roles;
+2. else, if any of their roles has an allowance (``/settings limit role``), the highest of those
+   (no limit beats any number): it replaces the server's default, so a role may lower it as well
+   as raise it;
+3. else the server's per-member default (``/quota set user_daily``).
+
+The server-wide limits (``guild_daily``, ``max_concurrent``) apply to every member whatever their
+allowance. Blocking a member is its own action, checked before any of this.
+"""
 
 from __future__ import annotations
 
+import functools
+import re
+import unicodedata
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime, timedelta
 
-from bot.models import LimitKind, QuotaRefusal, QuotaSettings, Usage
+from bot.models import (
+    Allowance,
+    AllowanceSource,
+    FourKAccess,
+    LimitKind,
+    MemberLimit,
+    QuotaRefusal,
+    QuotaSettings,
+    RoleLimit,
+    Usage,
+)
+
+MAX_DAILY = 100_000  # the largest per-member or per-role daily allowance an admin may set
+MAX_BLOCKED_WORDS = 200  # entries in a server's blocked-word list
+MAX_BLOCKED_WORD_CHARS = 100  # characters in one entry
 
 
 def job_cost(resolution: str, weight_4k: int) -> int:
@@ -17,12 +48,14 @@ def effective_4k_weight(settings: QuotaSettings, default: int) -> int:
     return settings.weight_4k if settings.weight_4k is not None else default
 
 
-def check(settings: QuotaSettings, usage: Usage, cost: int) -> QuotaRefusal | None:
-    """The first limit a new job of ``cost`` units would break, or ``None`` if it may go ahead."""
+def check(settings: QuotaSettings, usage: Usage, cost: int, allowance: Allowance | None = None) -> QuotaRefusal | None:
+    """The first limit a new job of ``cost`` units would break, or ``None`` if it may go ahead.
+    ``allowance`` is the member's own daily limit (default: the server's ``user_daily``)."""
+    user_daily = allowance.daily if allowance is not None else settings.user_daily
     if settings.max_concurrent is not None and usage.user_active >= settings.max_concurrent:
         return QuotaRefusal(LimitKind.MAX_CONCURRENT, settings.max_concurrent, usage.user_active, cost)
-    if settings.user_daily is not None and usage.user_used + cost > settings.user_daily:
-        return QuotaRefusal(LimitKind.USER_DAILY, settings.user_daily, usage.user_used, cost)
+    if user_daily is not None and usage.user_used + cost > user_daily:
+        return QuotaRefusal(LimitKind.USER_DAILY, user_daily, usage.user_used, cost)
     if settings.guild_daily is not None and usage.guild_used + cost > settings.guild_daily:
         return QuotaRefusal(LimitKind.GUILD_DAILY, settings.guild_daily, usage.guild_used, cost)
     return None
@@ -37,3 +70,92 @@ def next_reset(timestamp: float) -> float:
     """The next UTC midnight after ``timestamp``: when daily use starts again from zero."""
     day = datetime.fromtimestamp(timestamp, tz=UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     return (day + timedelta(days=1)).timestamp()
+
+
+# -- server controls -------------------------------------------------------------------------------
+
+
+def allowance(
+    server_daily: int | None,
+    role_limits: Iterable[RoleLimit],
+    member_roles: Collection[int],
+    override: MemberLimit | None = None,
+) -> Allowance:
+    """A member's own daily limit: their override, else the highest allowance among their roles
+    (``None``, no limit, is the highest), else the server's default ``server_daily``."""
+    if override is not None:
+        return Allowance(override.daily, AllowanceSource.MEMBER)
+    best: RoleLimit | None = None
+    for limit in role_limits:
+        if limit.role_id not in member_roles:
+            continue
+        if (
+            best is None
+            or _more(limit.daily, best.daily)
+            or (limit.daily == best.daily and limit.role_id < best.role_id)
+        ):
+            best = limit
+    if best is not None:
+        return Allowance(best.daily, AllowanceSource.ROLE, best.role_id)
+    return Allowance(server_daily, AllowanceSource.SERVER)
+
+
+def _more(a: int | None, b: int | None) -> bool:
+    """Whether daily limit ``a`` allows more than ``b`` (``None`` is no limit)."""
+    if a is None:
+        return b is not None
+    return b is not None and a > b
+
+
+def may_use_4k(access: FourKAccess, allowed_roles: Collection[int], member_roles: Iterable[int]) -> bool:
+    """Whether a member with ``member_roles`` may ask for 4K in a server."""
+    if access is FourKAccess.EVERYONE:
+        return True
+    if access is FourKAccess.OFF:
+        return False
+    return any(role in allowed_roles for role in member_roles)
+
+
+_WORD = re.compile(r"\w+")
+
+
+def fold(text: str) -> str:
+    """Text as blocked words are compared: case folded, compatibility forms unified (NFKD), accents
+    and other combining marks removed."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def words_of(text: str) -> tuple[str, ...]:
+    """The words of ``text`` (runs of letters, digits and underscores), folded."""
+    return tuple(_WORD.findall(fold(text)))
+
+
+def phrase_key(phrase: str) -> str:
+    """The form under which a blocked word or phrase is stored and compared ("" if it has no word)."""
+    return " ".join(words_of(phrase))
+
+
+@functools.lru_cache(maxsize=128)
+def _phrase_index(phrases: tuple[str, ...]) -> dict[str, list[tuple[tuple[str, ...], str]]]:
+    """The phrases by their first word, each as its words and as typed."""
+    index: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+    for phrase in phrases:
+        words = words_of(phrase)
+        if words:
+            index.setdefault(words[0], []).append((words, phrase))
+    return index
+
+
+def blocked_phrase(text: str, phrases: tuple[str, ...]) -> str | None:
+    """The first blocked word or phrase that ``text`` contains as whole words (a phrase: its words in
+    sequence, whatever separates them), compared case- and accent-insensitively; ``None`` if none."""
+    if not phrases:
+        return None
+    index = _phrase_index(phrases)
+    words = words_of(text)
+    for i, word in enumerate(words):
+        for sequence, phrase in index.get(word, ()):
+            if words[i : i + len(sequence)] == sequence:
+                return phrase
+    return None

@@ -248,3 +248,89 @@ def refusal_text(refusal: QuotaRefusal, reset_at: float) -> str:
         f"You've reached {what}: {refusal.used} of {refusal.allowed} used today.{cost} "
         f"It resets <t:{int(reset_at)}:R> (<t:{int(reset_at)}:t>, midnight UTC)."
     )
+
+
+# -- server controls (/settings) ----------------------------------------------------------------------
+# Every text of the server controls, by key: refusals members see, the lines posted to a server's log
+# channel, and the answers of /settings. Placeholders are str.format fields.
+CONTROLS_TEXT = {
+    # Refusals of /imagine and the buttons (nothing is reserved or submitted).
+    "refused.blocked_member": "You can't make images in this server: an admin has blocked you.",
+    "refused.blocked_words": "Your prompt contains a word or phrase that this server doesn't allow. "
+    "Please rephrase it; nothing was counted.",
+    "refused.4k_off": "4K is turned off in this server. Choose 1K or 2K; nothing was counted.",
+    "refused.4k_roles": "4K is only for some roles in this server. Choose 1K or 2K; nothing was counted.",
+    # Lines in the log channel (mentions there never ping).
+    "log.blocked_member": "🚫 {member} is blocked and tried to make an image in {channel}.",
+    "log.blocked_words": "🚫 {member}'s prompt in {channel} was refused: it contains a blocked word or phrase.",
+    "log.quota.user_daily": "📉 {member} reached their daily limit in {channel} ({used} of {allowed} used).",
+    "log.quota.guild_daily": "📉 {member} was refused in {channel}: the server's daily limit is reached "
+    "({used} of {allowed} used).",
+    "log.quota.max_concurrent": "📉 {member} was refused in {channel}: {allowed} image(s) in progress at once.",
+    "log.failed": "⚠️ Image #{job} by {member} in {channel} failed ({reason}).",
+    # /usage
+    "usage.blocked": "You can't make images in this server: an admin has blocked you.",
+    "usage.from_role": "Your daily limit comes from your role {role}.",
+    "usage.from_member": "Your daily limit was set for you by an admin.",
+    # /quota show
+    "quota.footer": "Role and member limits, blocked members, 4K access and blocked words: /settings show",
+    # /settings: permission, bad input
+    "not_manager": "Only members with the Manage Server permission can change or view these settings.",
+    "guild_only": "This command works only in a server, not in direct messages.",
+    "daily_range": "The daily limit must be a whole number from 0 (no limit) to {max:,}. Nothing was changed.",
+    "role_gone": "That role no longer exists in this server. Nothing was changed.",
+    "role_everyone": "@everyone can't have a limit of its own: use /quota set user_daily for every member.",
+    "role_everyone_4k": "@everyone can't be listed: use /settings 4k access who:Everyone to open 4K to all.",
+    "remove_what": "Name a role or a member whose limit to remove.",
+    "4k_unknown": "Choose Everyone, Only the listed roles, or Nobody.",
+    "words_empty": "Give one or more words or phrases, separated by commas.",
+    "word_too_long": "Each entry may be at most {max} characters; one has {length}. Nothing was changed.",
+    "word_no_letters": "Each entry needs at least one letter or digit. Nothing was changed.",
+    "words_full": "The list can hold {max} entries. It has {count}, and this would add {adding}. Nothing was "
+    "added: remove some first with /settings words remove.",
+    "log_channel_no_access": "I can't post in {channel}: I need View Channel and Send Messages there. "
+    "Nothing was changed.",
+    # /settings: confirmations
+    "role_limit_set": "Members with {role} may now make {daily} a day (the highest of a member's roles "
+    "counts; a member's own limit wins).",
+    "member_limit_set": "{member} may now make {daily} a day, whatever their roles.",
+    "role_limit_removed": "{role} has no limit of its own any more.",
+    "role_limit_absent": "{role} had no limit of its own.",
+    "member_limit_removed": "{member} has no limit of their own any more.",
+    "member_limit_absent": "{member} had no limit of their own.",
+    "blocked": "{member} is blocked: they can't make images in this server until you run /settings unblock.",
+    "already_blocked": "{member} was already blocked.",
+    "unblocked": "{member} is no longer blocked.",
+    "not_blocked": "{member} wasn't blocked.",
+    "4k_everyone": "Everyone may use 4K.",
+    "4k_off": "4K is off in this server.",
+    "4k_roles": "Only these roles may use 4K: {roles}.",
+    "4k_roles_none": "Only listed roles may use 4K, and none is listed yet: add one with /settings 4k add.",
+    "4k_role_added_off": "{role} is listed, but 4K is off in this server: run /settings 4k access to turn it on.",
+    "4k_role_absent": "{role} wasn't listed.",
+    "words_added": "Added {added} to the blocked list ({present} already on it). It has {total} entries.",
+    "words_removed": "Removed {removed} from the blocked list. It has {total} entries.",
+    "words_none_removed": "None of those is on the blocked list.",
+    "words_list_empty": "No words or phrases are blocked in this server.",
+    "words_list": "Blocked words and phrases ({count}):\n{words}",
+    "words_list_file": "Blocked words and phrases ({count}): the list is attached.",
+    "log_channel_set": "Refusals and failures worth your attention will be posted in {channel}.",
+    "log_channel_off": "Refusals and failures are no longer posted in a channel.",
+    # /settings show
+    "show.title": "Server settings",
+    "show.default": "Daily limit per member (default)",
+    "show.roles": "Role limits",
+    "show.members": "Member limits",
+    "show.blocked": "Blocked members",
+    "show.4k": "4K",
+    "show.words": "Blocked words",
+    "show.log": "Log channel",
+    "show.none": "none",
+    "show.more": "… and {count} more",
+    "show.words_count": "{count} entries (see them with /settings words list)",
+    "show.by": "{what} · by {by} <t:{at}:R>",
+    "show.footer": "A member's own limit wins over their roles; the highest role limit wins over the default. "
+    "The server's daily limit and the in-progress limit apply to everyone.",
+    "no_limit": "no limit",
+    "per_day": "{count} a day",
+}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import discord
 from discord import app_commands
@@ -14,12 +14,13 @@ from discord.ext import commands
 from bot import imaging, quota
 from bot.app import UNEXPECTED, tell_privately
 from bot.events import Progress
-from bot.models import Action, JobRecord, JobState, NewJob, QuotaRefusal
+from bot.models import Action, FourKAccess, JobRecord, JobState, LimitKind, NewJob, QuotaRefusal, ServerControls
 from bot.queue import ASPECT_RATIOS, MAX_PROMPT_CHARS, MAX_REFERENCE_IMAGES, SIZE_TIERS
 from cogs import _render
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
+    from cogs.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 
@@ -297,10 +298,40 @@ class Imagine(commands.Cog):
         server = interaction.guild.filesize_limit if interaction.guild else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
         return min(interaction.filesize_limit, server)
 
+    @staticmethod
+    def _role_ids(interaction: Interaction) -> tuple[int, ...]:
+        """The member's roles in the server (@everyone included)."""
+        user = interaction.user
+        return tuple(role.id for role in user.roles) if isinstance(user, discord.Member) else ()
+
+    def _report(self, controls: ServerControls, text: str, *, key: tuple[object, ...]) -> None:
+        """A line for the server's log channel, if it has one (queued: nothing waits on it)."""
+        settings = cast("ServerSettings | None", self.bot.get_cog("ServerSettings"))
+        if settings is not None and controls.log_channel_id is not None:
+            settings.admin_log.post(controls.guild_id, controls.log_channel_id, text, key=key)
+
+    async def _apply_controls(
+        self, interaction: Interaction, request: ImagineRequest, controls: ServerControls, role_ids: tuple[int, ...]
+    ) -> None:
+        """The server's controls that need no quota: a blocked member, blocked words, who may use 4K."""
+        texts = _render.CONTROLS_TEXT
+        who = {"member": f"<@{interaction.user.id}>", "channel": f"<#{interaction.channel_id}>"}
+        if (await self.bot.store.member_controls(controls.guild_id, interaction.user.id)).blocked:
+            self._report(controls, texts["log.blocked_member"].format(**who), key=("blocked", interaction.user.id))
+            raise Refused(texts["refused.blocked_member"])
+        if quota.blocked_phrase(request.prompt, controls.blocked_words) is not None:
+            self._report(controls, texts["log.blocked_words"].format(**who), key=("words", interaction.user.id))
+            raise Refused(texts["refused.blocked_words"])
+        if request.resolution == "4K" and not quota.may_use_4k(controls.four_k, controls.four_k_roles, role_ids):
+            raise Refused(texts["refused.4k_off" if controls.four_k is FourKAccess.OFF else "refused.4k_roles"])
+
     async def _reserve(self, interaction: Interaction, request: ImagineRequest) -> JobRecord:
         now = self.bot.clock()
         channel_id = interaction.channel_id
-        assert channel_id is not None
+        assert channel_id is not None and interaction.guild_id is not None
+        role_ids = self._role_ids(interaction)
+        controls = await self.bot.store.server_controls(interaction.guild_id)
+        await self._apply_controls(interaction, request, controls, role_ids)
         new = NewJob(
             user_id=interaction.user.id,
             guild_id=interaction.guild_id,
@@ -317,11 +348,19 @@ class Imagine(commands.Cog):
             image_urls=request.known_urls + tuple(a.url for a in request.references),
             parent_job_id=request.parent_job_id,
             action=request.action.value,
+            role_ids=role_ids,
         )
         created = await self.bot.store.create_job(new, now=now, default_4k_weight=self.bot.settings.default_4k_weight)
         if isinstance(created, QuotaRefusal):
+            texts = _render.CONTROLS_TEXT
+            who = {"member": f"<@{interaction.user.id}>", "channel": f"<#{channel_id}>"}
+            if created.limit is LimitKind.BLOCKED:  # blocked after the check above
+                self._report(controls, texts["log.blocked_member"].format(**who), key=("blocked", interaction.user.id))
+                raise Refused(texts["refused.blocked_member"])
             if self.bot.metrics is not None:
                 self.bot.metrics.quota_refused(created.limit.value)
+            line = texts[f"log.quota.{created.limit.value}"].format(**who, used=created.used, allowed=created.allowed)
+            self._report(controls, line, key=("quota", created.limit.value, interaction.user.id))
             raise Refused(_render.refusal_text(created, quota.next_reset(now)))
         return created
 

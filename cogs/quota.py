@@ -9,6 +9,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import quota
+from bot.models import AllowanceSource
+from cogs._render import CONTROLS_TEXT
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -55,7 +57,7 @@ class Quota(commands.Cog):
 
     @quota.command(name="set", description="Change limits; options left out stay as they are, 0 removes a limit")
     @app_commands.describe(
-        user_daily="Images each member may make per UTC day (0 = no limit)",
+        user_daily="Images per member per UTC day, unless a role or member limit applies (0 = no limit)",
         guild_daily="Images the whole server may make per UTC day (0 = no limit)",
         max_concurrent="Images each member may have in progress at once (0 = no limit)",
         weight_4k="How many images one 4K image counts as (default 2)",
@@ -114,6 +116,7 @@ class Quota(commands.Cog):
                     what = f"{FIELD_LABELS.get(change.field, change.field)}: {_limit(change.old_value)} → {_limit(change.new_value)}"
                 history.append(f"<t:{int(change.at)}:R> <@{change.user_id}> {what}")
             embed.add_field(name="Recent changes", value="\n".join(history)[:1024], inline=False)
+        embed.set_footer(text=CONTROLS_TEXT["quota.footer"])
         await interaction.response.send_message(
             embed=embed, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
@@ -146,20 +149,35 @@ class Quota(commands.Cog):
             await interaction.response.send_message(GUILD_ONLY, ephemeral=True)
             return
         now = self.bot.clock()
-        settings = await self.bot.store.get_quota(interaction.guild_id)
-        used = await self.bot.store.usage(interaction.guild_id, interaction.user.id, day=quota.utc_day(now))
+        store = self.bot.store
+        member = await store.member_controls(interaction.guild_id, interaction.user.id)
+        if member.blocked:
+            await interaction.response.send_message(CONTROLS_TEXT["usage.blocked"], ephemeral=True)
+            return
+        settings = await store.get_quota(interaction.guild_id)
+        controls = await store.server_controls(interaction.guild_id)
+        user = interaction.user
+        role_ids = [role.id for role in user.roles] if isinstance(user, discord.Member) else []
+        allowance = quota.allowance(settings.user_daily, controls.role_limits, role_ids, member.limit)
+        used = await store.usage(interaction.guild_id, interaction.user.id, day=quota.utc_day(now))
         reset = int(quota.next_reset(now))
         lines = [
-            _left("You", used.user_used, settings.user_daily),
+            _left("You", used.user_used, allowance.daily),
             _left("This server", used.guild_used, settings.guild_daily),
         ]
+        if allowance.source is AllowanceSource.ROLE:
+            lines.append(CONTROLS_TEXT["usage.from_role"].format(role=f"<@&{allowance.role_id}>"))
+        elif allowance.source is AllowanceSource.MEMBER:
+            lines.append(CONTROLS_TEXT["usage.from_member"])
         if settings.max_concurrent is not None:
             lines.append(f"In progress: {used.user_active} of {settings.max_concurrent} at once.")
         weight = quota.effective_4k_weight(settings, self.bot.settings.default_4k_weight)
-        if weight > 1 and (settings.user_daily or settings.guild_daily):
+        if weight > 1 and (allowance.daily or settings.guild_daily):
             lines.append(f"A 4K image counts as {weight}.")
         lines.append(f"Daily use resets <t:{reset}:R> (<t:{reset}:t>, midnight UTC).")
-        await interaction.response.send_message("\n".join(lines), ephemeral=True)
+        await interaction.response.send_message(
+            "\n".join(lines), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
+        )
 
 
 def _left(who: str, used: int, limit: int | None) -> str:

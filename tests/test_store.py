@@ -1,16 +1,17 @@
-"""SQLite store: migrations, job transitions, atomic quota reservation."""
+"""SQLite store: migrations, job transitions, atomic quota reservation, server controls."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.models import JobRecord, JobState, LimitKind, NewJob, QuotaRefusal
+from bot.models import FourKAccess, JobRecord, JobState, LimitKind, NewJob, QuotaRefusal
 from bot.storage.sqlite import SqliteStore
 
 NOW = 1_800_000_000.0
@@ -243,3 +244,112 @@ async def test_active_jobs_and_counts_in_a_server(store: SqliteStore) -> None:
     await store.update_progress(b.id, JobState.RUNNING, queue_position=None, started_at=NOW, now=NOW)
     assert await store.waiting_summary() == (2, 2)
     assert await store.active_counts_in_guild(10) == {"queued": 1, "running": 1}
+
+
+# -- server controls ------------------------------------------------------------------------------
+
+
+def member_job(user: int = 1, roles: tuple[int, ...] = (), resolution: str = "1K") -> NewJob:
+    return replace(new_job(user=user, resolution=resolution), role_ids=roles)
+
+
+async def test_role_allowances_and_overrides_in_the_reservation(store: SqliteStore) -> None:
+    await store.set_quota(10, {"user_daily": 1}, user_id=99, now=NOW)
+    await store.set_role_limit(10, 501, 2, by=99, now=NOW)
+    await store.set_role_limit(10, 502, 3, by=99, now=NOW)
+    await store.set_role_limit(11, 503, 50, by=99, now=NOW)  # another server's role
+    both, one, other = (501, 502), (501,), (503,)
+    for _ in range(3):
+        await created(store, member_job(user=1, roles=both))
+    refused = await store.create_job(member_job(user=1, roles=both), now=NOW, default_4k_weight=2)
+    assert isinstance(refused, QuotaRefusal) and (refused.limit, refused.allowed, refused.used) == (
+        LimitKind.USER_DAILY,
+        3,
+        3,
+    )
+    for _ in range(2):
+        await created(store, member_job(user=2, roles=one))
+    assert isinstance(await store.create_job(member_job(user=2, roles=one), now=NOW, default_4k_weight=2), QuotaRefusal)
+    await created(store, member_job(user=3, roles=other))  # the default: 1
+    assert isinstance(
+        await store.create_job(member_job(user=3, roles=other), now=NOW, default_4k_weight=2), QuotaRefusal
+    )
+    # A member override beats both roles; None is no limit.
+    await store.set_member_limit(10, 1, 4, by=99, now=NOW)
+    await created(store, member_job(user=1, roles=both))
+    refused = await store.create_job(member_job(user=1, roles=both), now=NOW, default_4k_weight=2)
+    assert isinstance(refused, QuotaRefusal) and refused.allowed == 4
+    await store.set_member_limit(10, 1, None, by=99, now=NOW)
+    await created(store, member_job(user=1, roles=both))
+    assert await store.remove_member_limit(10, 1) and not await store.remove_member_limit(10, 1)
+    assert await store.remove_role_limit(10, 502) and not await store.remove_role_limit(10, 502)
+    assert [r.role_id for r in (await store.server_controls(10)).role_limits] == [501]
+
+
+async def test_concurrent_reservations_under_a_role_allowance_never_exceed_it(store: SqliteStore) -> None:
+    await store.set_role_limit(10, 501, 5, by=99, now=NOW)
+    results = await asyncio.gather(
+        *(store.create_job(member_job(roles=(501,)), now=NOW, default_4k_weight=2) for _ in range(20))
+    )
+    assert sum(isinstance(r, JobRecord) for r in results) == 5
+
+
+async def test_a_blocked_member_reserves_nothing(store: SqliteStore) -> None:
+    assert await store.block_member(10, 1, by=99, now=NOW)
+    assert not await store.block_member(10, 1, by=99, now=NOW + 1)  # already blocked: kept as it was
+    controls = await store.member_controls(10, 1)
+    assert (
+        controls.blocked and controls.block is not None and (controls.block.set_by, controls.block.set_at) == (99, NOW)
+    )
+    refused = await store.create_job(member_job(user=1), now=NOW, default_4k_weight=2)
+    assert isinstance(refused, QuotaRefusal) and refused.limit is LimitKind.BLOCKED
+    assert await store.history(10, 1, limit=10) == []
+    assert not (await store.member_controls(11, 1)).blocked  # per server
+    assert [b.user_id for b in await store.blocked_members(10, limit=10)] == [1]
+    assert await store.unblock_member(10, 1) and not await store.unblock_member(10, 1)
+    await created(store, member_job(user=1))
+
+
+async def test_four_k_access_and_roles(store: SqliteStore) -> None:
+    assert (await store.server_controls(10)).four_k is FourKAccess.EVERYONE
+    assert await store.add_four_k_role(10, 501, by=99, now=NOW) is FourKAccess.ROLES  # no longer everyone
+    await store.set_four_k(10, FourKAccess.OFF, by=99, now=NOW)
+    assert await store.add_four_k_role(10, 502, by=99, now=NOW) is FourKAccess.OFF  # stays off
+    controls = await store.server_controls(10)
+    assert controls.four_k_roles == (501, 502) and controls.updated_by == 99
+    assert await store.remove_four_k_role(10, 501) and not await store.remove_four_k_role(10, 501)
+    await store.set_role_limit(10, 502, 3, by=99, now=NOW)
+    await store.set_role_limit(10, 503, 3, by=99, now=NOW)
+    assert await store.forget_roles(10, [502, 999]) == 2  # its limit and its 4K access
+    controls = await store.server_controls(10)
+    assert controls.four_k_roles == () and [r.role_id for r in controls.role_limits] == [503]
+
+
+async def test_blocked_words_are_folded_deduplicated_and_capped(store: SqliteStore) -> None:
+    added = await store.add_blocked_words(10, ["Crème", "creme", " forbidden  FRUIT "], by=99, now=NOW, max_words=4)
+    assert added is not None and added.added == ("Crème", "forbidden  FRUIT") and added.total == 2
+    again = await store.add_blocked_words(10, ["CREME", "new"], by=99, now=NOW, max_words=4)
+    assert again is not None and again.added == ("new",) and again.present == ("CREME",) and again.total == 3
+    # Over the cap: nothing at all is stored.
+    assert await store.add_blocked_words(10, ["one", "two"], by=99, now=NOW, max_words=4) is None
+    assert (await store.server_controls(10)).blocked_words == ("Crème", "forbidden  FRUIT", "new")
+    assert await store.remove_blocked_words(10, ["CRÈME", "Forbidden fruit", "absent"]) == ("Crème", "forbidden  FRUIT")
+    assert (await store.server_controls(10)).blocked_words == ("new",)
+    assert (await store.server_controls(11)).blocked_words == ()
+
+
+async def test_failed_jobs_to_log_only_where_a_log_channel_is_set(store: SqliteStore) -> None:
+    await store.set_log_channel(10, 700, by=99, now=NOW)
+    first = await created(store, new_job(user=1))
+    second = await created(store, new_job(user=2))
+    elsewhere = await created(store, new_job(user=1, guild=11))
+    delivered = await created(store, new_job(user=3))
+    for job in (first, second, elsewhere):
+        await store.finish(job.id, JobState.FAILED, now=NOW + 5, refund=True, error_type="upstream_failed")
+    await store.finish(delivered.id, JobState.DELIVERED, now=NOW + 5, refund=False)
+    found = await store.failed_jobs_to_log(after=(NOW, 0), limit=10)
+    assert [(j.id, channel) for j, channel in found] == [(first.id, 700), (second.id, 700)]
+    assert [j.id for j, _ in await store.failed_jobs_to_log(after=(NOW + 5, first.id), limit=10)] == [second.id]
+    assert await store.failed_jobs_to_log(after=(NOW + 5, second.id), limit=10) == []
+    await store.set_log_channel(10, None, by=99, now=NOW)
+    assert await store.failed_jobs_to_log(after=(NOW, 0), limit=10) == []

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from bot.models import (
+    FourKAccess,
     JobRecord,
     JobState,
+    MemberBlock,
+    MemberControls,
+    MemberLimit,
     NewJob,
     QuotaChange,
     QuotaRefusal,
     QuotaSettings,
+    ServerControls,
     Usage,
+    WordsAdded,
 )
 
 
@@ -25,7 +31,9 @@ class Store(Protocol):
     async def create_job(
         self, new: NewJob, *, now: float, default_4k_weight: int, enforce_quota: bool = True
     ) -> JobRecord | QuotaRefusal:
-        """Check the quota and insert the job (state PENDING) in one transaction."""
+        """Check the quota and insert the job (state PENDING) in one transaction. The check refuses a
+        blocked member, and takes the member's daily limit from their override, else their roles'
+        allowances (``new.role_ids``), else the server's default (see :mod:`bot.quota`)."""
         ...
 
     async def get_job(self, job_id: int) -> JobRecord | None: ...
@@ -139,4 +147,69 @@ class Store(Protocol):
     async def usage(self, guild_id: int | None, user_id: int, *, day: str) -> Usage: ...
     async def reset_usage(self, guild_id: int, *, user_id: int | None, day: str, by: int, now: float) -> int:
         """Give back today's use of one member (or the whole server); returns the units cleared."""
+        ...
+
+    # -- server controls -------------------------------------------------------------------
+    async def server_controls(self, guild_id: int) -> ServerControls:
+        """A server's 4K access, blocked words, log channel and role allowances."""
+        ...
+
+    async def member_controls(self, guild_id: int, user_id: int) -> MemberControls: ...
+    async def member_limits(self, guild_id: int, *, limit: int) -> list[MemberLimit]:
+        """Members with an allowance of their own, most recently set first."""
+        ...
+
+    async def blocked_members(self, guild_id: int, *, limit: int) -> list[MemberBlock]:
+        """Blocked members, most recently blocked first."""
+        ...
+
+    async def set_role_limit(self, guild_id: int, role_id: int, daily: int | None, *, by: int, now: float) -> None: ...
+    async def remove_role_limit(self, guild_id: int, role_id: int) -> bool:
+        """Whether the role had an allowance."""
+        ...
+
+    async def set_member_limit(
+        self, guild_id: int, user_id: int, daily: int | None, *, by: int, now: float
+    ) -> None: ...
+    async def remove_member_limit(self, guild_id: int, user_id: int) -> bool:
+        """Whether the member had an allowance of their own."""
+        ...
+
+    async def block_member(self, guild_id: int, user_id: int, *, by: int, now: float) -> bool:
+        """Whether the member was not blocked before."""
+        ...
+
+    async def unblock_member(self, guild_id: int, user_id: int) -> bool:
+        """Whether the member was blocked."""
+        ...
+
+    async def set_four_k(self, guild_id: int, access: FourKAccess, *, by: int, now: float) -> None: ...
+    async def add_four_k_role(self, guild_id: int, role_id: int, *, by: int, now: float) -> FourKAccess:
+        """Let a role use 4K; 4K open to everyone becomes open to the listed roles only. Returns the
+        server's access afterwards."""
+        ...
+
+    async def remove_four_k_role(self, guild_id: int, role_id: int) -> bool:
+        """Whether the role was listed."""
+        ...
+
+    async def add_blocked_words(
+        self, guild_id: int, phrases: Sequence[str], *, by: int, now: float, max_words: int
+    ) -> WordsAdded | None:
+        """Add words or phrases (compared folded); ``None``, and nothing stored, if the list would then
+        hold more than ``max_words``."""
+        ...
+
+    async def remove_blocked_words(self, guild_id: int, phrases: Sequence[str]) -> tuple[str, ...]:
+        """Remove words or phrases (compared folded); returns those removed, as they were stored."""
+        ...
+
+    async def set_log_channel(self, guild_id: int, channel_id: int | None, *, by: int, now: float) -> None: ...
+    async def forget_roles(self, guild_id: int, role_ids: Iterable[int]) -> int:
+        """Drop deleted roles from the role allowances and the 4K list; returns the rows removed."""
+        ...
+
+    async def failed_jobs_to_log(self, *, after: tuple[float, int], limit: int) -> list[tuple[JobRecord, int]]:
+        """Jobs that failed after ``after`` (their end time, then id) in servers with a log channel,
+        oldest first, each with that channel."""
         ...

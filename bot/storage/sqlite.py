@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -23,13 +23,21 @@ from bot import quota
 from bot.config import sqlite_path
 from bot.models import (
     ACTIVE_STATES,
+    FourKAccess,
     JobRecord,
     JobState,
+    LimitKind,
+    MemberBlock,
+    MemberControls,
+    MemberLimit,
     NewJob,
     QuotaChange,
     QuotaRefusal,
     QuotaSettings,
+    RoleLimit,
+    ServerControls,
     Usage,
+    WordsAdded,
 )
 
 log = logging.getLogger(__name__)
@@ -225,7 +233,13 @@ class SqliteStore:
             weight = quota.effective_4k_weight(settings, default_4k_weight) if settings else default_4k_weight
             cost = quota.job_cost(new.resolution, weight)
             if enforce_quota and settings is not None:
-                refusal = quota.check(settings, await self.usage(new.guild_id, new.user_id, day=day), cost)
+                member = await self.member_controls(settings.guild_id, new.user_id)
+                if member.blocked:
+                    return QuotaRefusal(LimitKind.BLOCKED, 0, 0, cost)
+                roles = [] if member.limit is not None else await self._role_limits(settings.guild_id, new.role_ids)
+                allowance = quota.allowance(settings.user_daily, roles, new.role_ids, member.limit)
+                usage = await self.usage(new.guild_id, new.user_id, day=day)
+                refusal = quota.check(settings, usage, cost, allowance)
                 if refusal is not None:
                     return refusal
             cur = await self._db.execute(
@@ -546,6 +560,239 @@ class SqliteStore:
                 (guild_id, by, f"reset:{user_id}" if user_id is not None else "reset:server", cleared, 0, now),
             )
         return cleared
+
+    # -- server controls -------------------------------------------------------------------
+
+    async def server_controls(self, guild_id: int) -> ServerControls:
+        async with self._db.execute("SELECT * FROM server_controls WHERE guild_id = ?", (guild_id,)) as cur:
+            row = await cur.fetchone()
+        async with self._db.execute(
+            "SELECT role_id FROM four_k_roles WHERE guild_id = ? ORDER BY set_at, role_id", (guild_id,)
+        ) as cur:
+            four_k_roles = tuple(int(r[0]) for r in await cur.fetchall())
+        async with self._db.execute(
+            "SELECT phrase FROM blocked_words WHERE guild_id = ? ORDER BY folded", (guild_id,)
+        ) as cur:
+            words = tuple(str(r[0]) for r in await cur.fetchall())
+        return ServerControls(
+            guild_id=guild_id,
+            four_k=FourKAccess(row["four_k"]) if row is not None else FourKAccess.EVERYONE,
+            four_k_roles=four_k_roles,
+            blocked_words=words,
+            log_channel_id=row["log_channel_id"] if row is not None else None,
+            role_limits=tuple(await self._role_limits(guild_id)),
+            updated_by=row["updated_by"] if row is not None else None,
+            updated_at=row["updated_at"] if row is not None else None,
+        )
+
+    async def _role_limits(self, guild_id: int, role_ids: Sequence[int] | None = None) -> list[RoleLimit]:
+        """The server's role allowances (only those of ``role_ids`` when given)."""
+        sql = "SELECT * FROM role_limits WHERE guild_id = ?"
+        params: tuple[Any, ...] = (guild_id,)
+        if role_ids is not None:
+            if not role_ids:
+                return []
+            sql += f" AND role_id IN ({','.join('?' * len(role_ids))})"
+            params += tuple(role_ids)
+        async with self._db.execute(sql + " ORDER BY set_at, role_id", params) as cur:
+            rows = await cur.fetchall()
+        return [RoleLimit(r["role_id"], r["daily"], r["set_by"], r["set_at"]) for r in rows]
+
+    async def member_controls(self, guild_id: int, user_id: int) -> MemberControls:
+        async with self._db.execute(
+            "SELECT * FROM member_limits WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
+        ) as cur:
+            limit = await cur.fetchone()
+        async with self._db.execute(
+            "SELECT * FROM blocked_members WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
+        ) as cur:
+            block = await cur.fetchone()
+        return MemberControls(
+            limit=MemberLimit(user_id, limit["daily"], limit["set_by"], limit["set_at"]) if limit else None,
+            block=MemberBlock(user_id, block["set_by"], block["set_at"]) if block else None,
+        )
+
+    async def member_limits(self, guild_id: int, *, limit: int) -> list[MemberLimit]:
+        async with self._db.execute(
+            "SELECT * FROM member_limits WHERE guild_id = ? ORDER BY set_at DESC, user_id LIMIT ?", (guild_id, limit)
+        ) as cur:
+            rows = await cur.fetchall()
+        return [MemberLimit(r["user_id"], r["daily"], r["set_by"], r["set_at"]) for r in rows]
+
+    async def blocked_members(self, guild_id: int, *, limit: int) -> list[MemberBlock]:
+        async with self._db.execute(
+            "SELECT * FROM blocked_members WHERE guild_id = ? ORDER BY set_at DESC, user_id LIMIT ?", (guild_id, limit)
+        ) as cur:
+            rows = await cur.fetchall()
+        return [MemberBlock(r["user_id"], r["set_by"], r["set_at"]) for r in rows]
+
+    async def _touch_controls(self, guild_id: int, by: int, now: float) -> None:
+        """Inside a transaction: make sure the server's row exists and note who changed it, when."""
+        await self._db.execute(
+            """INSERT INTO server_controls (guild_id, updated_by, updated_at) VALUES (?, ?, ?)
+               ON CONFLICT (guild_id) DO UPDATE SET updated_by = excluded.updated_by, updated_at = excluded.updated_at""",
+            (guild_id, by, now),
+        )
+
+    async def _changed(self, sql: str, params: tuple[Any, ...]) -> int:
+        """Inside a transaction: run one statement; returns how many rows it changed."""
+        cur = await self._db.execute(sql, params)
+        changed = cur.rowcount
+        await cur.close()
+        return changed
+
+    async def set_role_limit(self, guild_id: int, role_id: int, daily: int | None, *, by: int, now: float) -> None:
+        async with self._transaction():
+            await self._db.execute(
+                """INSERT INTO role_limits (guild_id, role_id, daily, set_by, set_at) VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (guild_id, role_id) DO UPDATE
+                   SET daily = excluded.daily, set_by = excluded.set_by, set_at = excluded.set_at""",
+                (guild_id, role_id, daily, by, now),
+            )
+            await self._touch_controls(guild_id, by, now)
+
+    async def remove_role_limit(self, guild_id: int, role_id: int) -> bool:
+        async with self._transaction():
+            return bool(
+                await self._changed("DELETE FROM role_limits WHERE guild_id = ? AND role_id = ?", (guild_id, role_id))
+            )
+
+    async def set_member_limit(self, guild_id: int, user_id: int, daily: int | None, *, by: int, now: float) -> None:
+        async with self._transaction():
+            await self._db.execute(
+                """INSERT INTO member_limits (guild_id, user_id, daily, set_by, set_at) VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (guild_id, user_id) DO UPDATE
+                   SET daily = excluded.daily, set_by = excluded.set_by, set_at = excluded.set_at""",
+                (guild_id, user_id, daily, by, now),
+            )
+            await self._touch_controls(guild_id, by, now)
+
+    async def remove_member_limit(self, guild_id: int, user_id: int) -> bool:
+        async with self._transaction():
+            return bool(
+                await self._changed("DELETE FROM member_limits WHERE guild_id = ? AND user_id = ?", (guild_id, user_id))
+            )
+
+    async def block_member(self, guild_id: int, user_id: int, *, by: int, now: float) -> bool:
+        async with self._transaction():
+            added = await self._changed(
+                """INSERT INTO blocked_members (guild_id, user_id, set_by, set_at) VALUES (?, ?, ?, ?)
+                   ON CONFLICT (guild_id, user_id) DO NOTHING""",
+                (guild_id, user_id, by, now),
+            )
+            await self._touch_controls(guild_id, by, now)
+        return bool(added)
+
+    async def unblock_member(self, guild_id: int, user_id: int) -> bool:
+        async with self._transaction():
+            return bool(
+                await self._changed(
+                    "DELETE FROM blocked_members WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
+                )
+            )
+
+    async def set_four_k(self, guild_id: int, access: FourKAccess, *, by: int, now: float) -> None:
+        async with self._transaction():
+            await self._touch_controls(guild_id, by, now)
+            await self._db.execute(
+                "UPDATE server_controls SET four_k = ? WHERE guild_id = ?", (FourKAccess(access).value, guild_id)
+            )
+
+    async def add_four_k_role(self, guild_id: int, role_id: int, *, by: int, now: float) -> FourKAccess:
+        async with self._transaction():
+            await self._db.execute(
+                """INSERT INTO four_k_roles (guild_id, role_id, set_by, set_at) VALUES (?, ?, ?, ?)
+                   ON CONFLICT (guild_id, role_id) DO NOTHING""",
+                (guild_id, role_id, by, now),
+            )
+            await self._touch_controls(guild_id, by, now)
+            await self._db.execute(
+                "UPDATE server_controls SET four_k = ? WHERE guild_id = ? AND four_k = ?",
+                (FourKAccess.ROLES.value, guild_id, FourKAccess.EVERYONE.value),
+            )
+            async with self._db.execute("SELECT four_k FROM server_controls WHERE guild_id = ?", (guild_id,)) as cur:
+                row = await cur.fetchone()
+        assert row is not None
+        return FourKAccess(row[0])
+
+    async def remove_four_k_role(self, guild_id: int, role_id: int) -> bool:
+        async with self._transaction():
+            return bool(
+                await self._changed("DELETE FROM four_k_roles WHERE guild_id = ? AND role_id = ?", (guild_id, role_id))
+            )
+
+    async def add_blocked_words(
+        self, guild_id: int, phrases: Sequence[str], *, by: int, now: float, max_words: int
+    ) -> WordsAdded | None:
+        wanted: dict[str, str] = {}
+        for phrase in phrases:
+            key = quota.phrase_key(phrase)
+            if key and key not in wanted:
+                wanted[key] = phrase.strip()
+        async with self._transaction():
+            async with self._db.execute("SELECT folded FROM blocked_words WHERE guild_id = ?", (guild_id,)) as cur:
+                stored = {str(r[0]) for r in await cur.fetchall()}
+            new = {k: v for k, v in wanted.items() if k not in stored}
+            if len(stored) + len(new) > max_words:
+                return None
+            await self._db.executemany(
+                "INSERT INTO blocked_words (guild_id, folded, phrase, set_by, set_at) VALUES (?, ?, ?, ?, ?)",
+                [(guild_id, key, phrase, by, now) for key, phrase in new.items()],
+            )
+            await self._touch_controls(guild_id, by, now)
+        present = tuple(v for k, v in wanted.items() if k in stored)
+        return WordsAdded(added=tuple(new.values()), present=present, total=len(stored) + len(new))
+
+    async def remove_blocked_words(self, guild_id: int, phrases: Sequence[str]) -> tuple[str, ...]:
+        keys = list(dict.fromkeys(k for k in (quota.phrase_key(p) for p in phrases) if k))
+        if not keys:
+            return ()
+        marks = ",".join("?" * len(keys))
+        async with self._transaction():
+            async with self._db.execute(
+                f"SELECT phrase FROM blocked_words WHERE guild_id = ? AND folded IN ({marks}) ORDER BY folded",
+                (guild_id, *keys),
+            ) as cur:
+                removed = tuple(str(r[0]) for r in await cur.fetchall())
+            await self._db.execute(
+                f"DELETE FROM blocked_words WHERE guild_id = ? AND folded IN ({marks})", (guild_id, *keys)
+            )
+        return removed
+
+    async def set_log_channel(self, guild_id: int, channel_id: int | None, *, by: int, now: float) -> None:
+        async with self._transaction():
+            await self._touch_controls(guild_id, by, now)
+            await self._db.execute(
+                "UPDATE server_controls SET log_channel_id = ? WHERE guild_id = ?", (channel_id, guild_id)
+            )
+
+    async def forget_roles(self, guild_id: int, role_ids: Iterable[int]) -> int:
+        ids = list(dict.fromkeys(role_ids))
+        if not ids:
+            return 0
+        marks = ",".join("?" * len(ids))
+        async with self._transaction():
+            removed = 0
+            for table in ("role_limits", "four_k_roles"):
+                removed += await self._changed(
+                    f"DELETE FROM {table} WHERE guild_id = ? AND role_id IN ({marks})", (guild_id, *ids)
+                )
+        return removed
+
+    async def failed_jobs_to_log(self, *, after: tuple[float, int], limit: int) -> list[tuple[JobRecord, int]]:
+        at, job_id = after
+        # CROSS JOIN keeps jobs as the outer loop: a range of jobs_by_finish, never a server's history.
+        async with self._db.execute(
+            """SELECT jobs.*, server_controls.log_channel_id AS log_channel
+               FROM jobs CROSS JOIN server_controls ON server_controls.guild_id = jobs.guild_id
+               WHERE jobs.status = ? AND jobs.finished_at >= ?
+                 AND (jobs.finished_at > ? OR jobs.id > ?)
+                 AND server_controls.log_channel_id IS NOT NULL
+               ORDER BY jobs.finished_at, jobs.id LIMIT ?""",
+            (JobState.FAILED.value, at, at, job_id, limit),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [(_job(r), int(r["log_channel"])) for r in rows]
 
     # -- helpers ---------------------------------------------------------------------------
 
