@@ -17,12 +17,15 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings
+from bot.i18n import Catalog, Texts
 from bot.invite import invite_url
 from bot.metrics import Metrics
+from bot.models import JobRecord
 from bot.queue import QueueClient
 from bot.storage import Store
 from bot.tracker import JobTracker
 from cogs._reply import ReplyPresenter
+from cogs._translate import CommandTranslator
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +93,7 @@ class ImagineBot(commands.Bot):
         sync_commands: bool = True,
         force_sync: bool = False,
         metrics: Metrics | None = None,
+        catalog: Catalog | None = None,
     ) -> None:
         extra: dict[str, Any] = {}
         if metrics is not None:
@@ -108,6 +112,7 @@ class ImagineBot(commands.Bot):
             **extra,
         )
         self.metrics = metrics
+        self.catalog = catalog or Catalog()
         self.settings = settings
         # Shows every job's state in its reply. Never edit one reply more often than the elapsed-time
         # refresh (and never more than once a second).
@@ -127,6 +132,7 @@ class ImagineBot(commands.Bot):
             log.info(
                 "invite link (bot and commands, exactly the permissions used): %s", invite_url(self.application_id)
             )
+        await self.tree.set_translator(CommandTranslator(self.catalog))
         for name in EXTENSIONS:
             await self.load_extension(name)
         self.tracker.attach(self.presenter)
@@ -144,7 +150,14 @@ class ImagineBot(commands.Bot):
         guild = discord.Object(id=self.settings.dev_guild_id) if self.settings.dev_guild_id is not None else None
         if guild is not None:
             self.tree.copy_global_to(guild=guild)
-        payload = [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]
+        # The digest covers the translated names too: a catalog change is a change to sync.
+        translator = self.tree.translator
+        payload = [
+            await command.get_translated_payload(self.tree, translator)
+            if translator is not None
+            else command.to_dict(self.tree)
+            for command in self.tree.get_commands(guild=guild)
+        ]
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
         key = f"commands:{self.application_id}:{guild.id if guild else 'global'}"
         if not self._force_sync and await self.store.get_meta(key) == digest:
@@ -154,6 +167,15 @@ class ImagineBot(commands.Bot):
         await self.store.set_meta(key, digest)
         where = f"server {guild.id}" if guild else "all servers (global)"
         log.info("synced %d command(s) to %s", len(synced), where)
+
+    def texts(self, interaction: discord.Interaction[Any]) -> Texts:
+        """The catalog in the language of the member who acted."""
+        return self.catalog.bind(interaction.locale.value)
+
+    def job_texts(self, job: JobRecord, *, server: bool = False) -> Texts:
+        """The catalog in a job's requester's language (``server``: its server's, for a message no
+        interaction started)."""
+        return self.catalog.bind(job.guild_locale if server else job.locale)
 
     @property
     def gateway_connected(self) -> bool:

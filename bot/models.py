@@ -69,6 +69,8 @@ class NewJob:
     action: str | None = None
     # The requester's roles in the server (for per-role daily limits).
     role_ids: tuple[int, ...] = ()
+    locale: str | None = None
+    guild_locale: str | None = None
 
 
 class Action(StrEnum):
@@ -120,6 +122,8 @@ class JobRecord:
     told_at: float | None = None
     parent_job_id: int | None = None
     action: str | None = None
+    locale: str | None = None
+    guild_locale: str | None = None
 
     @property
     def reference_count(self) -> int:

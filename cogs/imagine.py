@@ -349,6 +349,8 @@ class Imagine(commands.Cog):
             parent_job_id=request.parent_job_id,
             action=request.action.value,
             role_ids=role_ids,
+            locale=interaction.locale.value,
+            guild_locale=interaction.guild_locale.value if interaction.guild_locale else None,
         )
         created = await self.bot.store.create_job(new, now=now, default_4k_weight=self.bot.settings.default_4k_weight)
         if isinstance(created, QuotaRefusal):

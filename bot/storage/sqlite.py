@@ -245,8 +245,9 @@ class SqliteStore:
             cur = await self._db.execute(
                 """INSERT INTO jobs (status, user_id, guild_id, channel_id, message_id, application_id,
                        interaction_token, token_expires_at, upload_limit, prompt, aspect_ratio, resolution,
-                       with_text, image_urls, cost, quota_day, created_at, updated_at, parent_job_id, action)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       with_text, image_urls, cost, quota_day, created_at, updated_at, parent_job_id, action,
+                       locale, guild_locale)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     JobState.PENDING.value,
                     new.user_id,
@@ -268,6 +269,8 @@ class SqliteStore:
                     now,
                     new.parent_job_id,
                     new.action,
+                    new.locale,
+                    new.guild_locale,
                 ),
             )
             job_id = cur.lastrowid
@@ -866,6 +869,8 @@ def _job(row: aiosqlite.Row) -> JobRecord:
         told_at=row["told_at"],
         parent_job_id=row["parent_job_id"],
         action=row["action"],
+        locale=row["locale"],
+        guild_locale=row["guild_locale"],
     )
 
 
