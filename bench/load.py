@@ -24,13 +24,16 @@ It prints (times from the fake Discord and the simulator, which share the machin
 
 - jobs: sent, acknowledged, submitted upstream, completed upstream, delivered, failed;
 - submit delay (interaction sent → submit received by the simulator) p50 / p99 / max, split at the
-  bot's defer callback;
+  bot's defer callback, and into steps with the times the bot's database records (when it began
+  creating the job, when it began the submit);
 - delivery lag (upstream completion → the image in the reply) p50 / p95 / p99 / max, split into
   noticing (completion → the first status poll after it) and handing over (that poll → the image);
 - status polls per job and per second of job life (submit to completion), by phase;
-- Discord REST calls in the run (per job, by route), 429s by limit, and calls per job against
-  2 + the number of distinct visible states of its reply;
-- the bot's CPU seconds per job (``/proc/<pid>/stat``, from READY to the end), its peak RSS
+- Discord REST calls in the run (per job, by route), 429s by limit, gateway events sent to the
+  bot, and calls per job against 2 + the number of distinct visible states of its reply (a state:
+  the title, the status line without the elapsed time, and whether it shows the image; the
+  "thinking…" placeholder counts as one), with the calls and versions of the worst job;
+- the bot's CPU seconds per job (``/proc/<pid>/stat``, from healthy to the end), its peak RSS
   (``VmHWM``), event-loop lag p50 / p99 from its ``imagine_event_loop_lag_seconds`` histogram;
 - the CPU used by this process and the simulator's (the machine is shared), the bot's warnings;
 - each target of the load benchmark as met or missed.
@@ -40,8 +43,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import shutil
+import sqlite3
 import sys
 import tempfile
 import time
@@ -134,6 +139,7 @@ class Run:
     fake: FakeDiscord
     limits: KeyedRateLimits
     first_request: int
+    first_dispatch: int
     started: float
     ended: float
     bot_cpu: float
@@ -145,6 +151,9 @@ class Run:
     metrics_after: Samples
     bot: BotChild
     exit_code: int | None
+    # From the bot's database, by prompt: when it began creating the job, began the submit,
+    # recorded the request id (on the bot's wall clock, converted to the monotonic clock).
+    steps: dict[str, tuple[float, float | None, float | None]]
 
 
 async def measure(args: argparse.Namespace, workdir: Path, sim: SimulatorProcess) -> Run:
@@ -162,7 +171,7 @@ async def measure(args: argparse.Namespace, workdir: Path, sim: SimulatorProcess
             cpu_before, bench_before, sim_before = stats.cpu_seconds(), own_cpu_seconds(), sim.stats.cpu_seconds()
             metrics_before = await scrape(port)
             profiler = Profiler(stats.pid, args.profile) if args.profile else None
-            first_request = len(fake.requests)
+            first_request, first_dispatch = len(fake.requests), len(fake.dispatch_log)
             started = time.monotonic()
             sent: list[FakeInteraction] = []
             sender = asyncio.create_task(
@@ -180,6 +189,7 @@ async def measure(args: argparse.Namespace, workdir: Path, sim: SimulatorProcess
             code = await bot.terminate()
         finally:
             bot.kill()
+        steps = read_steps(workdir / "bot.sqlite3")
         return Run(
             args,
             sent,
@@ -187,6 +197,7 @@ async def measure(args: argparse.Namespace, workdir: Path, sim: SimulatorProcess
             fake,
             limits,
             first_request,
+            first_dispatch,
             started,
             ended,
             cpu,
@@ -198,7 +209,20 @@ async def measure(args: argparse.Namespace, workdir: Path, sim: SimulatorProcess
             metrics_after,
             bot,
             code,
+            steps,
         )
+
+
+def read_steps(db_path: Path) -> dict[str, tuple[float, float | None, float | None]]:
+    """Per prompt, when the bot began creating the job, began its submit and recorded it:
+    the bot stamps these with ``time.time()``, read here on the monotonic clock of the other figures."""
+    offset = time.time() - time.monotonic()
+    with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)) as db:
+        rows = db.execute("SELECT prompt, created_at, submit_started_at, submitted_at FROM jobs").fetchall()
+    return {
+        prompt: (created - offset, None if began is None else began - offset, None if sent is None else sent - offset)
+        for prompt, created, began, sent in rows
+    }
 
 
 async def wait_until_done(
@@ -256,6 +280,7 @@ def report(run: Run) -> dict[str, bool]:
     submit_delays: list[float] = []
     to_defer: list[float] = []
     defer_to_submit: list[float] = []
+    stages: dict[str, list[float]] = {name: [] for name in _STAGES}
     lags: list[float] = []
     noticing: list[float] = []
     handing: list[float] = []
@@ -276,6 +301,11 @@ def report(run: Run) -> dict[str, bool]:
             if (deferred := deferred_at.get(interaction.token)) is not None:
                 to_defer.append(deferred - interaction.created_at)
                 defer_to_submit.append(submit.received_at - deferred)
+                created, began, _ = run.steps.get(prompt_of(i), (None, None, None))
+                if created is not None and began is not None:
+                    marks = (interaction.created_at, created, deferred, began, submit.received_at)
+                    for name, a, b in zip(_STAGES, marks, marks[1:], strict=False):
+                        stages[name].append(b - a)
         times = polls.get(job.request_id, [])
         for t in times:
             if job.started_at is None or t < job.started_at:
@@ -308,6 +338,9 @@ def report(run: Run) -> dict[str, bool]:
     say("p50 / p99 / max", _triple(submit_delays, (0.5, 0.99, 1.0)))
     say("interaction → defer callback p50 / p99", _triple(to_defer, (0.5, 0.99)))
     say("defer callback → submit p50 / p99", _triple(defer_to_submit, (0.5, 0.99)))
+    print("  in steps (the bot's database stamps when each step began), p50 / p99:")
+    for name, values in stages.items():
+        say(f"  {name}", _triple(values, (0.5, 0.99)))
     print("delivery lag (upstream completion → image in the reply)")
     say("p50 / p95 / p99 / max", _triple(lags, (0.5, 0.95, 0.99, 1.0)))
     say("noticing (→ first poll after it) p50/p99", _triple(noticing, (0.5, 0.99)))
@@ -333,6 +366,11 @@ def report(run: Run) -> dict[str, bool]:
         print(f"      {count:>7} ({count / n:5.2f} per job)  {route}")
     say("429s", f"{limited} ({run.limits.summary()})")
     say("invalid requests (401/403/429)", fake.invalid_request_count)
+    events = Counter(record.event for record in fake.dispatch_log[run.first_dispatch :])
+    say(
+        "gateway events sent to the bot",
+        f"{sum(events.values())}: " + ", ".join(f"{k} {v}" for k, v in events.most_common(4)),
+    )
     calls, states, over = _calls_against_states(run)
     refreshes = _refreshes(run)
     say("calls per job / visible states per job", f"{_mean(calls):.1f} / {_mean(states):.1f}")
@@ -368,9 +406,9 @@ def report(run: Run) -> dict[str, bool]:
     say("  highest bucket reached", "—" if worst is None else f"≤ {worst:g} s")
     say("status polls it counted", f"{bot_polls:.0f}")
     say(
-        "its own delivery lag p50 / p99",
+        "its delivery-lag metric p50 / p99",
         f"{seconds(histogram_quantile(0.5, bot_lag_b, bot_lag_a))} / {seconds(histogram_quantile(0.99, bot_lag_b, bot_lag_a))}"
-        " (histogram)",
+        " (histogram; from when it noticed)",
     )
     say("exit code after SIGTERM", run.exit_code)
     count, top = run.bot.problems()
@@ -405,6 +443,14 @@ def report(run: Run) -> dict[str, bool]:
         for line in profile_summary(args.profile):
             print(f"  {line}")
     return targets
+
+
+_STAGES = (
+    "interaction → handler creates the job",
+    "→ defer callback at Discord",
+    "→ submit begins",
+    "→ submit at the upstream",
+)
 
 
 def _prompts(n: int) -> set[str]:
