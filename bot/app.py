@@ -52,7 +52,9 @@ async def tell_privately(interaction: discord.Interaction[Any], text: str) -> No
         if interaction.response.type is discord.InteractionResponseType.deferred_channel_message:
             # A public "thinking…" reply. The first follow-up would replace it (and turn public), so
             # end the loading state with a neutral note, answer privately, then withdraw the note.
-            await interaction.edit_original_response(content="This request was not accepted.", embed=None)
+            client = interaction.client
+            note = client.texts(interaction)("request-not-accepted") if isinstance(client, ImagineBot) else "…"
+            await interaction.edit_original_response(content=note, embed=None)
             await interaction.followup.send(text, ephemeral=True)
             with contextlib.suppress(discord.HTTPException):
                 await interaction.delete_original_response()
@@ -62,18 +64,18 @@ async def tell_privately(interaction: discord.Interaction[Any], text: str) -> No
         log.debug("could not answer the member privately")
 
 
-UNEXPECTED = "Something went wrong on the bot's side. Please try again in a moment."
-
-
 class ImagineTree(app_commands.CommandTree["ImagineBot"]):
     """Turns any unexpected command error into a short private message instead of silence."""
 
     async def on_error(self, interaction: discord.Interaction[ImagineBot], error: app_commands.AppCommandError) -> None:
-        if isinstance(error, app_commands.CheckFailure):
-            text = str(error) or "You can't use this command here."
+        t = interaction.client.texts(interaction)
+        if isinstance(error, app_commands.NoPrivateMessage):
+            text = t("imagine-guild-only")
+        elif isinstance(error, app_commands.CheckFailure):
+            text = t("command-not-here")
         else:
             log.error("command %s failed", interaction.command and interaction.command.name, exc_info=error)
-            text = UNEXPECTED
+            text = t("unexpected-error")
         await tell_privately(interaction, text)
 
 

@@ -212,15 +212,16 @@ class Canceller:
             outcome = await self._client.cancel(handle_of(self._client, job))
         except QueueError as exc:
             log.warning("cancel failed upstream: %s", exc.message, extra=log_fields(job))
-            await self._refused(job, "Cancel failed: the image service could not be reached. The job is still running.")
+            await self._refused(job, "notice-cancel-unreachable")
             return None
         if outcome is CancelOutcome.NOT_FOUND:
-            await self._refused(job, "Cancel failed: the image service no longer knows this job.")
+            await self._refused(job, "notice-cancel-unknown")
             return None
         return outcome
 
     async def _refused(self, job: JobRecord, notice: str) -> None:
-        """The cancel did not go through: forget it (a second click may try again) and say why."""
+        """The cancel did not go through: forget it (a second click may try again) and say why
+        (``notice`` is the catalog key of the note the reply shows)."""
         self._sent.discard(job.id)
         job = await self._store.clear_cancel(job.id, now=self._clock())
         self.notices[job.id] = notice

@@ -1,10 +1,15 @@
-"""What members see: embeds for every job state, and the short messages for every refusal."""
+"""What members see: embeds for every job state, and the short messages for every refusal.
+
+Every word comes from the catalogs (``bot/locales``) through the ``t`` each function is given: the
+requester's language for a reply, the server's for a message no interaction started.
+"""
 
 from __future__ import annotations
 
 import discord
 
 from bot.events import Cancelled, Delivery, Failure, Progress
+from bot.i18n import Texts
 from bot.imaging import FittedImage
 from bot.models import Action, FailureReason, JobRecord, JobState, LimitKind, QuotaRefusal
 
@@ -26,21 +31,16 @@ class Controls(discord.ui.View):
 FOLLOWUP_ID = "imagine:{action}:{job_id}"
 FOLLOWUP_PATTERN = r"imagine:(?P<action>reroll|edit|vary|upscale):(?P<job_id>[0-9]{1,19})"
 FOLLOWUPS = (
-    (Action.REROLL, "Re-roll", "🔁"),
-    (Action.EDIT, "Edit", "✏️"),
-    (Action.VARY, "Vary", "🎲"),
-    (Action.UPSCALE, "Upscale", "⬆️"),
+    (Action.REROLL, "button-reroll", "🔁"),
+    (Action.EDIT, "button-edit", "✏️"),
+    (Action.VARY, "button-vary", "🎲"),
+    (Action.UPSCALE, "button-upscale", "⬆️"),
 )
 NEXT_TIER = {"1K": "2K", "2K": "4K"}
-ORIGIN_TEXT = {
-    Action.REROLL.value: "Re-roll of",
-    Action.EDIT.value: "Edit of",
-    Action.VARY.value: "Variation of",
-    Action.UPSCALE.value: "Upscale of",
-}
+FOLLOWUP_ACTIONS = {Action.REROLL.value, Action.EDIT.value, Action.VARY.value, Action.UPSCALE.value}
 
 
-def result_controls(job: JobRecord) -> discord.ui.View:
+def result_controls(t: Texts, job: JobRecord) -> discord.ui.View:
     """Re-roll, Edit, Vary and Upscale (not at 4K, the highest tier) under a finished image."""
     view = Controls(timeout=None)
     for action, label, emoji in FOLLOWUPS:
@@ -48,7 +48,7 @@ def result_controls(job: JobRecord) -> discord.ui.View:
             continue
         custom_id = FOLLOWUP_ID.format(action=action.value, job_id=job.id)
         view.add_item(
-            discord.ui.Button(label=label, emoji=emoji, style=discord.ButtonStyle.secondary, custom_id=custom_id)
+            discord.ui.Button(label=t(label), emoji=emoji, style=discord.ButtonStyle.secondary, custom_id=custom_id)
         )
     return view
 
@@ -57,22 +57,24 @@ def message_link(guild_id: int | None, channel_id: int, message_id: int) -> str:
     return f"https://discord.com/channels/{guild_id or '@me'}/{channel_id}/{message_id}"
 
 
-def origin_line(job: JobRecord, parent: JobRecord | None) -> str | None:
+def origin_line(t: Texts, job: JobRecord, parent: JobRecord | None) -> str | None:
     """ "Edit of <link>" for a job made by a button under another image; ``None`` otherwise."""
-    what = ORIGIN_TEXT.get(job.action or "")
-    if what is None or job.parent_job_id is None:
+    if job.action not in FOLLOWUP_ACTIONS or job.parent_job_id is None:
         return None
     if parent is not None and parent.message_id is not None:
-        return f"{what} [image #{parent.id}]({message_link(parent.guild_id, parent.channel_id, parent.message_id)})"
-    return f"{what} image #{job.parent_job_id}"
+        link = message_link(parent.guild_id, parent.channel_id, parent.message_id)
+        return t("job-origin-link", action=job.action, parent=str(parent.id), link=link)
+    return t("job-origin", action=job.action, parent=str(job.parent_job_id))
 
 
-def controls(job: JobRecord) -> discord.ui.View:
+def controls(t: Texts, job: JobRecord) -> discord.ui.View:
     """A job's controls while it runs: a Cancel button (removed with the final state)."""
     view = Controls(timeout=None)
     view.add_item(
         discord.ui.Button(
-            label="Cancel", style=discord.ButtonStyle.secondary, custom_id=CANCEL_BUTTON_ID.format(job_id=job.id)
+            label=t("button-cancel"),
+            style=discord.ButtonStyle.secondary,
+            custom_id=CANCEL_BUTTON_ID.format(job_id=job.id),
         )
     )
     return view
@@ -84,35 +86,22 @@ COLOR_DONE = discord.Colour.green()
 COLOR_FAILED = discord.Colour.red()
 COLOR_CANCELLED = discord.Colour.dark_grey()
 
-FAILURE_TEXT = {
-    FailureReason.CONTENT_BLOCKED: "The image service blocked this prompt or a reference image. Try rewording it.",
-    FailureReason.INVALID_REQUEST: "The image service refused the request (a reference image may be unreadable).",
-    FailureReason.UPSTREAM_TIMEOUT: "The image service took too long, so the job was stopped. Please try again.",
-    FailureReason.UPSTREAM_FAILED: "The image service failed to generate this image. Please try again.",
-    FailureReason.UPSTREAM_UNAVAILABLE: "The image service is unavailable right now. Please try again later.",
-    FailureReason.ACCOUNT_PROBLEM: "The bot can't use the image service right now (a problem with the bot's account). "
-    "Its operator can see the details in the bot's logs.",
-    FailureReason.INTERRUPTED: "The bot restarted while sending this request and can't tell whether the image "
-    "service got it, so it stopped here rather than risk a second charge. Please try again.",
-    FailureReason.NO_IMAGE: "The image service finished without returning an image. Please try again.",
-    FailureReason.INVALID_REFERENCE: "A reference image could no longer be read after the bot restarted. "
-    "Please try again.",
-    FailureReason.SUBMIT_UNCERTAIN: "The image service did not confirm the request, so the bot stopped here. "
-    "Please try again.",
-    FailureReason.DELIVERY_FAILED: "The image was made but could not be posted here. Please try again.",
-    FailureReason.RESULT_UNAVAILABLE: "The image was made but could not be fetched. Please try again.",
-    FailureReason.LOST_UPSTREAM: "The image service lost track of this job. Please try again.",
+FAILURE_KEYS = {
+    FailureReason.CONTENT_BLOCKED: "failure-content-blocked",
+    FailureReason.INVALID_REQUEST: "failure-invalid-request",
+    FailureReason.UPSTREAM_TIMEOUT: "failure-upstream-timeout",
+    FailureReason.UPSTREAM_FAILED: "failure-upstream-failed",
+    FailureReason.UPSTREAM_UNAVAILABLE: "failure-upstream-unavailable",
+    FailureReason.ACCOUNT_PROBLEM: "failure-account-problem",
+    FailureReason.INTERRUPTED: "failure-interrupted",
+    FailureReason.NO_IMAGE: "failure-no-image",
+    FailureReason.INVALID_REFERENCE: "failure-invalid-reference",
+    FailureReason.SUBMIT_UNCERTAIN: "failure-submit-uncertain",
+    FailureReason.DELIVERY_FAILED: "failure-delivery-failed",
+    FailureReason.RESULT_UNAVAILABLE: "failure-result-unavailable",
+    FailureReason.LOST_UPSTREAM: "failure-lost-upstream",
 }
-STAGE_TEXT = {
-    JobState.PENDING: "before it was sent",
-    JobState.QUEUED: "while queued",
-    JobState.RUNNING: "while generating",
-}
-LIMIT_TEXT = {
-    LimitKind.USER_DAILY: "your daily image limit in this server",
-    LimitKind.GUILD_DAILY: "this server's daily image limit",
-    LimitKind.MAX_CONCURRENT: "the number of images you may have in progress at once",
-}
+STAGES = {JobState.PENDING: "pending", JobState.QUEUED: "queued", JobState.RUNNING: "running"}
 
 
 def safe(text: str, limit: int | None = None) -> str:
@@ -123,47 +112,49 @@ def safe(text: str, limit: int | None = None) -> str:
     return cleaned
 
 
-def duration(seconds: float) -> str:
+def duration(t: Texts, seconds: float) -> str:
     seconds = max(0, round(seconds))
     minutes, secs = divmod(seconds, 60)
-    return f"{minutes} min {secs} s" if minutes else f"{secs} s"
+    return t("duration-minutes", minutes=minutes, seconds=secs) if minutes else t("duration-seconds", seconds=secs)
 
 
-def size_text(size: int) -> str:
-    return f"{size / (1024 * 1024):.1f} MiB" if size >= 1024 * 1024 else f"{size / 1024:.0f} KiB"
+def size_text(t: Texts, size: int) -> str:
+    if size >= 1024 * 1024:
+        return t("size-mib", value=round(size / (1024 * 1024), 1))
+    return t("size-kib", value=round(size / 1024))
 
 
-def _base(job: JobRecord, title: str, colour: discord.Colour, origin: str | None) -> discord.Embed:
+def _base(t: Texts, job: JobRecord, title: str, colour: discord.Colour, origin: str | None) -> discord.Embed:
     embed = discord.Embed(title=title, description=safe(job.prompt, PROMPT_PREVIEW), colour=colour)
     if origin:
-        embed.add_field(name="From", value=origin, inline=False)
-    ratio = job.aspect_ratio or ("follows the reference" if job.image_urls else "1:1")
-    embed.add_field(name="Aspect ratio", value=ratio)
-    embed.add_field(name="Resolution", value=job.resolution)
-    embed.add_field(name="References", value=str(job.reference_count))
+        embed.add_field(name=t("job-field-from"), value=origin, inline=False)
+    ratio = job.aspect_ratio or (t("job-aspect-follows") if job.image_urls else "1:1")
+    embed.add_field(name=t("job-field-aspect"), value=ratio)
+    embed.add_field(name=t("job-field-resolution"), value=job.resolution)
+    embed.add_field(name=t("job-field-references"), value=str(job.reference_count))
     return embed
 
 
-def status_line(progress: Progress) -> str:
+def status_line(t: Texts, progress: Progress) -> str:
     if progress.cancelling:
-        return "Cancelling…"
+        return t("status-cancelling")
     match progress.state:
         case JobState.PENDING:
-            return "Sending to the image service…"
+            return t("status-sending")
         case JobState.QUEUED if progress.queue_position:
-            return f"Queued, position {progress.queue_position}"
+            return t("status-queued", position=progress.queue_position)
         case JobState.QUEUED:
-            return f"Waiting for the image service · {duration(progress.elapsed)}"
+            return t("status-waiting", elapsed=duration(t, progress.elapsed))
         case JobState.RUNNING:
-            return f"Generating · {duration(progress.elapsed)}"
+            return t("status-generating", elapsed=duration(t, progress.elapsed))
         case _:
-            return "Finishing…"
+            return t("status-finishing")
 
 
 BAR_CELLS = 10
 
 
-def estimate_line(progress: Progress) -> str | None:
+def estimate_line(t: Texts, progress: Progress) -> str | None:
     """A small bar and the learned time left, rounded so that it does not change every second."""
     if progress.remaining is None or progress.fraction is None or progress.cancelling:
         return None
@@ -171,83 +162,81 @@ def estimate_line(progress: Progress) -> str | None:
     bar = "▰" * filled + "▱" * (BAR_CELLS - filled)
     seconds = progress.remaining
     if seconds < 5:
-        left = "any moment now"
+        left = t("estimate-soon")
     elif seconds < 60:
-        left = f"about {int(5 * round(seconds / 5))} s left"
+        left = t("estimate-seconds", seconds=int(5 * round(seconds / 5)))
     else:
-        left = f"about {round(seconds / 60)} min left"
+        left = t("estimate-minutes", minutes=round(seconds / 60))
     return f"{bar} {left}"
 
 
-def progress_embed(job: JobRecord, progress: Progress, origin: str | None = None) -> discord.Embed:
-    embed = _base(job, "🎨 Imagining…", COLOR_ACTIVE, origin)
-    embed.add_field(name="Status", value=status_line(progress), inline=False)
-    if (estimate := estimate_line(progress)) is not None:
-        embed.add_field(name="Estimate", value=estimate, inline=False)
+def progress_embed(t: Texts, job: JobRecord, progress: Progress, origin: str | None = None) -> discord.Embed:
+    embed = _base(t, job, t("job-title-active"), COLOR_ACTIVE, origin)
+    embed.add_field(name=t("job-field-status"), value=status_line(t, progress), inline=False)
+    if (estimate := estimate_line(t, progress)) is not None:
+        embed.add_field(name=t("job-field-estimate"), value=estimate, inline=False)
     if progress.notice:
-        embed.add_field(name="Note", value=progress.notice, inline=False)
-    embed.set_footer(text=f"Press Cancel, react with {CANCEL_EMOJI} or use /cancel to stop it.")
+        embed.add_field(name=t("job-field-note"), value=t(progress.notice), inline=False)
+    embed.set_footer(text=t("job-footer-active"))
     return embed
 
 
-def delivered_embed(job: JobRecord, delivery: Delivery, origin: str | None = None) -> discord.Embed:
-    embed = _base(job, "✅ Done", COLOR_DONE, origin)
-    embed.add_field(name="Took", value=duration(delivery.took))
-    note = fitting_note(delivery.image)
+def delivered_embed(t: Texts, job: JobRecord, delivery: Delivery, origin: str | None = None) -> discord.Embed:
+    embed = _base(t, job, t("job-title-done"), COLOR_DONE, origin)
+    embed.add_field(name=t("job-field-took"), value=duration(t, delivery.took))
+    note = fitting_note(t, delivery.image)
     if note:
-        embed.add_field(name="Note", value=note, inline=False)
+        embed.add_field(name=t("job-field-note"), value=note, inline=False)
     if delivery.late_cancel:
-        embed.add_field(
-            name="Cancel",
-            value="Your cancel came too late: the image was already finished (and paid for).",
-            inline=False,
-        )
+        embed.add_field(name=t("job-field-cancel"), value=t("job-late-cancel"), inline=False)
     if delivery.text:
-        embed.add_field(name="Model's reply", value=safe(delivery.text, 1024), inline=False)
+        embed.add_field(name=t("job-field-model-reply"), value=safe(delivery.text, 1024), inline=False)
     embed.set_image(url=f"attachment://{delivery.image.filename}")
-    embed.set_footer(text=f"{CANCEL_EMOJI} no longer applies: this job is finished.")
+    embed.set_footer(text=t("job-footer-done"))
     return embed
 
 
-def fitting_note(image: FittedImage) -> str | None:
+def fitting_note(t: Texts, image: FittedImage) -> str | None:
     if not image.reencoded and not image.downscaled:
         return None
-    parts = [f"Shrunk from {size_text(image.original_size)} to {size_text(len(image.data))}"]
+    parts = [t("fit-note", original=size_text(t, image.original_size), now=size_text(t, len(image.data)))]
     if image.reencoded:
-        parts.append(f"as {image.filename.rsplit('.', 1)[-1].upper()}")
+        parts.append(t("fit-note-format", format=image.filename.rsplit(".", 1)[-1].upper()))
     if image.downscaled:
-        parts.append(f"at {image.width}×{image.height}")
-    return " ".join(parts) + " to fit Discord's upload limit."
+        parts.append(t("fit-note-size", width=str(image.width), height=str(image.height)))
+    return " ".join(parts)
 
 
-def failed_embed(job: JobRecord, failure: Failure, origin: str | None = None) -> discord.Embed:
-    embed = _base(job, "⚠️ No image this time", COLOR_FAILED, origin)
-    embed.add_field(name="What happened", value=FAILURE_TEXT[failure.reason], inline=False)
-    embed.set_footer(text="This did not count against your quota.")
+def failed_embed(t: Texts, job: JobRecord, failure: Failure, origin: str | None = None) -> discord.Embed:
+    embed = _base(t, job, t("job-title-failed"), COLOR_FAILED, origin)
+    embed.add_field(name=t("job-field-what-happened"), value=t(FAILURE_KEYS[failure.reason]), inline=False)
+    embed.set_footer(text=t("job-footer-not-counted"))
     return embed
 
 
-def cancelled_embed(job: JobRecord, cancelled: Cancelled, origin: str | None = None) -> discord.Embed:
-    embed = _base(job, "🛑 Cancelled", COLOR_CANCELLED, origin)
-    who = f" by <@{cancelled.by}>" if cancelled.by and cancelled.by != job.user_id else ""
+def cancelled_embed(t: Texts, job: JobRecord, cancelled: Cancelled, origin: str | None = None) -> discord.Embed:
+    embed = _base(t, job, t("job-title-cancelled"), COLOR_CANCELLED, origin)
+    stage = STAGES.get(cancelled.stage, "running")
     if cancelled.by is None:
-        text = f"The image service cancelled this job {STAGE_TEXT.get(cancelled.stage, '')}."
+        text = t("cancelled-by-service", stage=stage)
+    elif cancelled.by != job.user_id:
+        text = t("cancelled-by", stage=stage, by=f"<@{cancelled.by}>")
     else:
-        text = f"Cancelled{who} {STAGE_TEXT.get(cancelled.stage, '')}."
-    embed.add_field(name="Status", value=text.replace(" .", "."), inline=False)
-    embed.set_footer(text=f"{CANCEL_EMOJI} no longer applies. This did not count against your quota.")
+        text = t("cancelled-self", stage=stage)
+    embed.add_field(name=t("job-field-status"), value=text, inline=False)
+    embed.set_footer(text=t("job-footer-cancelled"))
     return embed
 
 
-def refusal_text(refusal: QuotaRefusal, reset_at: float) -> str:
-    what = LIMIT_TEXT[refusal.limit]
+def refusal_text(t: Texts, refusal: QuotaRefusal, reset_at: float) -> str:
     if refusal.limit is LimitKind.MAX_CONCURRENT:
-        return f"You've reached {what} ({refusal.allowed}). Wait for one to finish, or cancel one with /cancel."
-    cost = f" This one would count as {refusal.cost}." if refusal.cost > 1 else ""
-    return (
-        f"You've reached {what}: {refusal.used} of {refusal.allowed} used today.{cost} "
-        f"It resets <t:{int(reset_at)}:R> (<t:{int(reset_at)}:t>, midnight UTC)."
-    )
+        return t("refusal-max-concurrent", allowed=refusal.allowed)
+    limit = "guild" if refusal.limit is LimitKind.GUILD_DAILY else "user"
+    parts = [t("refusal-daily", limit=limit, used=refusal.used, allowed=refusal.allowed)]
+    if refusal.cost > 1:
+        parts.append(t("refusal-cost", cost=refusal.cost))
+    parts.append(t("refusal-resets", at=str(int(reset_at))))
+    return " ".join(parts)
 
 
 # -- server controls (/settings) ----------------------------------------------------------------------

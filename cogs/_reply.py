@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.events import Cancelled, Delivery, Failure, JobEvent, Progress
+from bot.i18n import Texts
 from bot.imaging import fit_image
 from bot.models import JobRecord
 from cogs import _render
@@ -159,9 +160,10 @@ class ReplyPresenter:
     async def show_now(self, job: JobRecord, progress: Progress) -> None:
         """Replace the "thinking…" state at once (the first edit of a new reply), inside the pacing."""
         async with self._lock(job.id):
-            embed = _render.progress_embed(job, progress, await self._origin(job))
+            t = self._bot.job_texts(job)
+            embed = _render.progress_embed(t, job, progress, await self._origin(job))
             try:
-                await self._edit(job, embed=embed, view=_render.controls(job))
+                await self._edit(job, embed=embed, view=_render.controls(t, job))
                 self._last_embed[job.id] = embed.to_dict()  # type: ignore[assignment]
             finally:
                 self._last_edit[job.id] = asyncio.get_running_loop().time()
@@ -178,7 +180,7 @@ class ReplyPresenter:
             return None
         if job.id not in self._origins:
             parent = await self._bot.store.get_job(job.parent_job_id)
-            self._origins[job.id] = _render.origin_line(job, parent)
+            self._origins[job.id] = _render.origin_line(self._bot.job_texts(job), job, parent)
         return self._origins[job.id]
 
     def _lock(self, job_id: int) -> asyncio.Lock:
@@ -206,11 +208,12 @@ class ReplyPresenter:
             self._workers.pop(job_id, None)
 
     async def _edit_progress(self, job: JobRecord, progress: Progress) -> None:
-        embed = _render.progress_embed(job, progress, await self._origin(job))
+        t = self._bot.job_texts(job)
+        embed = _render.progress_embed(t, job, progress, await self._origin(job))
         if self._last_embed.get(job.id) == embed.to_dict():
             return  # nothing visible changed
         try:
-            await self._edit(job, embed=embed, view=_render.controls(job), progress=True)
+            await self._edit(job, embed=embed, view=_render.controls(t, job), progress=True)
             self._last_embed[job.id] = embed.to_dict()  # type: ignore[assignment]
         except NoBudgetError:
             self._latest.setdefault(job.id, (job, progress))  # try again after the next pause
@@ -218,8 +221,11 @@ class ReplyPresenter:
             if job.message_id is None:
                 # It never had a reply (the bot stopped before answering): give it one now.
                 try:
-                    content = f"<@{job.user_id}>, your image is on its way."
-                    await self._post_new(job, embed, None, content=content, view=_render.controls(job))
+                    # A message no interaction started speaks the server's language.
+                    server = self._bot.job_texts(job, server=True)
+                    embed = _render.progress_embed(server, job, progress, await self._origin(job))
+                    content = server("job-on-its-way", member=f"<@{job.user_id}>")
+                    await self._post_new(job, embed, None, content=content, view=_render.controls(server, job))
                     self._last_embed[job.id] = embed.to_dict()  # type: ignore[assignment]
                 except Exception as exc:
                     log.warning("job %d: could not post a reply: %s", job.id, exc)
@@ -238,18 +244,23 @@ class ReplyPresenter:
         finally:
             self._last_edit[job.id] = asyncio.get_running_loop().time()
 
-    async def _final(self, job: JobRecord, event: JobEvent) -> None:
-        file: discord.File | None = None
+    async def _final_embed(self, t: Texts, job: JobRecord, event: JobEvent) -> discord.Embed:
         origin = await self._origin(job)
         if isinstance(event, Delivery):
-            embed = _render.delivered_embed(job, event, origin)
-            file = discord.File(io.BytesIO(event.image.data), filename=event.image.filename)
-        elif isinstance(event, Failure):
-            embed = _render.failed_embed(job, event, origin)
-        elif isinstance(event, Cancelled):
-            embed = _render.cancelled_embed(job, event, origin)
-        else:  # pragma: no cover - Progress never reaches here
+            return _render.delivered_embed(t, job, event, origin)
+        if isinstance(event, Failure):
+            return _render.failed_embed(t, job, event, origin)
+        assert isinstance(event, Cancelled)
+        return _render.cancelled_embed(t, job, event, origin)
+
+    async def _final(self, job: JobRecord, event: JobEvent) -> None:
+        if isinstance(event, Progress):  # pragma: no cover - progress never reaches here
             return
+        t = self._bot.job_texts(job)
+        embed = await self._final_embed(t, job, event)
+        file: discord.File | None = None
+        if isinstance(event, Delivery):
+            file = discord.File(io.BytesIO(event.image.data), filename=event.image.filename)
         try:
             try:
                 if job.id in self._gone:
@@ -258,9 +269,13 @@ class ReplyPresenter:
             except ReplyGoneError:
                 if not isinstance(event, Delivery | Failure):
                     return  # a cancel nobody needs pinging for
-                what = "here is your image" if isinstance(event, Delivery) else "about your image"
-                # May raise ChannelUnreachableError too (the channel went with the reply): see below.
-                await self._post_new(job, embed, file, content=f"<@{job.user_id}>, {what}.")
+                # A message no interaction started speaks the server's language. Posting it may
+                # raise ChannelUnreachableError too (the channel went with the reply): see below.
+                server = self._bot.job_texts(job, server=True)
+                what = "job-here-is-your-image" if isinstance(event, Delivery) else "job-about-your-image"
+                content = server(what, member=f"<@{job.user_id}>")
+                view = _render.result_controls(server, job) if isinstance(event, Delivery) else None
+                await self._post_new(job, await self._final_embed(server, job, event), file, content=content, view=view)
                 return
             except discord.HTTPException as exc:
                 if exc.code != EMPTY_MESSAGE or isinstance(event, Delivery):
@@ -279,7 +294,8 @@ class ReplyPresenter:
     ) -> None:
         """The final edit (an image gets its buttons: re-roll, edit, vary, upscale); if Discord still
         finds the image too large (413), shrink it once more."""
-        view = _render.result_controls(job) if isinstance(event, Delivery) else None
+        t = self._bot.job_texts(job)
+        view = _render.result_controls(t, job) if isinstance(event, Delivery) else None
         try:
             await self._edit(job, embed=embed, file=file, view=view)
         except discord.HTTPException as exc:
@@ -290,7 +306,7 @@ class ReplyPresenter:
                 "job %d: Discord refused a %d-byte image; retrying under %d", job.id, len(event.image.data), limit
             )
             smaller = await asyncio.to_thread(fit_image, event.image.data, limit, base_name="image")
-            embed = _render.delivered_embed(job, replace(event, image=smaller), await self._origin(job))
+            embed = _render.delivered_embed(t, job, replace(event, image=smaller), await self._origin(job))
             smaller_file = discord.File(io.BytesIO(smaller.data), filename=smaller.filename)
             await self._edit(job, embed=embed, file=smaller_file, view=view)
 

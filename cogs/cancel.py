@@ -26,12 +26,12 @@ log = logging.getLogger(__name__)
 
 Interaction = discord.Interaction["ImagineBot"]
 
-RESULT_TEXT = {
-    CancelResult.REQUESTED: "Cancelling your image{job}.",
-    CancelResult.ALREADY_REQUESTED: "That image{job} is already being cancelled.",
-    CancelResult.NOT_ACTIVE: "That image{job} has already finished.",
-    CancelResult.TOO_LATE: "Too late: the image{job} is already finished and will be delivered.",
-    CancelResult.FAILED: "The image service could not cancel the image{job}; it keeps running. See its reply.",
+RESULT_KEYS = {
+    CancelResult.REQUESTED: "cancel-requested",
+    CancelResult.ALREADY_REQUESTED: "cancel-already-requested",
+    CancelResult.NOT_ACTIVE: "cancel-not-active",
+    CancelResult.TOO_LATE: "cancel-too-late",
+    CancelResult.FAILED: "cancel-failed",
 }
 
 
@@ -40,7 +40,7 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], t
     after restarts and keeps nothing in memory."""
 
     def __init__(self, job_id: int) -> None:
-        super().__init__(discord.ui.Button(label="Cancel", custom_id=_render.CANCEL_BUTTON_ID.format(job_id=job_id)))
+        super().__init__(discord.ui.Button(custom_id=_render.CANCEL_BUTTON_ID.format(job_id=job_id)))
         self.job_id = job_id
 
     @classmethod
@@ -51,20 +51,19 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], t
 
     async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
         bot = interaction.client
+        t = bot.texts(interaction)
         job = await bot.store.get_job(self.job_id)
         if job is None or job.guild_id != interaction.guild_id:
-            await interaction.response.send_message("That image isn't known here.", ephemeral=True)
+            await interaction.response.send_message(t("cancel-unknown"), ephemeral=True)
             return
         if interaction.user.id != job.user_id and not interaction.permissions.manage_messages:
-            await interaction.response.send_message(
-                "Only the member who asked for this image (or a moderator) can cancel it.", ephemeral=True
-            )
+            await interaction.response.send_message(t("cancel-not-yours"), ephemeral=True)
             return
         # The upstream cancel may take longer than Discord's 3 seconds: answer first, privately.
         await interaction.response.defer(ephemeral=True, thinking=True)
         result = await bot.tracker.cancel(job.id, user_id=interaction.user.id)
         log.info("job %d: cancel by button from %d: %s", job.id, interaction.user.id, result.value)
-        await interaction.followup.send(RESULT_TEXT[result].format(job=""), ephemeral=True)
+        await interaction.followup.send(t(RESULT_KEYS[result], job="none"), ephemeral=True)
 
 
 class Cancel(commands.Cog):
@@ -127,20 +126,18 @@ class Cancel(commands.Cog):
     @app_commands.guild_only()
     @app_commands.describe(job="Which image (default: your most recent one in progress)")
     async def cancel(self, interaction: Interaction, job: int | None = None) -> None:
+        t = self.bot.texts(interaction)
         jobs = await self.bot.store.active_jobs_for_user(interaction.user.id, interaction.guild_id)
         if not jobs:
-            await interaction.response.send_message("You have no images in progress here.", ephemeral=True)
+            await interaction.response.send_message(t("cancel-nothing"), ephemeral=True)
             return
         chosen = jobs[-1] if job is None else next((j for j in jobs if j.id == job), None)
         if chosen is None:
-            await interaction.response.send_message(
-                "That isn't one of your images in progress. Run /cancel without options to cancel the latest.",
-                ephemeral=True,
-            )
+            await interaction.response.send_message(t("cancel-not-in-progress"), ephemeral=True)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         result = await self.bot.tracker.cancel(chosen.id, user_id=interaction.user.id)
-        await interaction.followup.send(RESULT_TEXT[result].format(job=f" #{chosen.id}"), ephemeral=True)
+        await interaction.followup.send(t(RESULT_KEYS[result], job=str(chosen.id)), ephemeral=True)
 
     @cancel.autocomplete("job")
     async def cancel_autocomplete(self, interaction: Interaction, current: str) -> list[app_commands.Choice[int]]:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 import discord
 from discord.ext import commands
 
+from bot.i18n import Texts
 from bot.models import Action, JobRecord, JobState
 from bot.queue import MAX_PROMPT_CHARS, MAX_REFERENCE_IMAGES
 from cogs import _render
@@ -97,13 +98,14 @@ class EditModal(ImagineModal):
     """A new prompt for a finished image (the old one as placeholder), an optional aspect ratio, tier
     and more references; the finished image comes first, then the original references, 14 in all."""
 
-    def __init__(self, cog: Imagine, parent: JobRecord, image_url: str) -> None:
+    def __init__(self, cog: Imagine, parent: JobRecord, image_url: str, t: Texts) -> None:
         room = MAX_REFERENCE_IMAGES - 1
         super().__init__(
             cog,
             (),
             parent.resolution,
-            title="Edit this image",
+            t,
+            title=t("form-title-edit"),
             placeholder=parent.prompt,
             more_images=min(10, room),
         )
@@ -170,30 +172,27 @@ class FollowUps(commands.Cog):
         return False
 
     async def clicked(self, interaction: Interaction, action: Action, job_id: int) -> None:
+        t = self.bot.texts(interaction)
         parent = await self.bot.store.get_job(job_id)
         if parent is None or parent.guild_id is None or parent.guild_id != interaction.guild_id:
-            await interaction.response.send_message("That image isn't known here any more.", ephemeral=True)
+            await interaction.response.send_message(t("followup-unknown"), ephemeral=True)
             return
         image_url = _image_url(interaction.message)
         if parent.status is not JobState.DELIVERED or image_url is None:
-            await interaction.response.send_message(
-                "That message no longer has its image, so there is nothing to build on.", ephemeral=True
-            )
+            await interaction.response.send_message(t("followup-no-image"), ephemeral=True)
             return
         if action is Action.UPSCALE and parent.resolution not in _render.NEXT_TIER:
-            await interaction.response.send_message("That image is already at the highest tier (4K).", ephemeral=True)
+            await interaction.response.send_message(t("followup-highest-tier"), ephemeral=True)
             return
         imagine = cast("Imagine | None", self.bot.get_cog("Imagine"))
         if imagine is None:
-            await interaction.response.send_message("Making images is unavailable right now.", ephemeral=True)
+            await interaction.response.send_message(t("followup-unavailable"), ephemeral=True)
             return
         if action is Action.EDIT:
-            await interaction.response.send_modal(EditModal(imagine, parent, image_url))
+            await interaction.response.send_modal(EditModal(imagine, parent, image_url, t))
             return
         if self._double_click((interaction.user.id, parent.id, action)):
-            await interaction.response.send_message(
-                "That one is already on its way (the button was pressed twice).", ephemeral=True
-            )
+            await interaction.response.send_message(t("followup-double-click"), ephemeral=True)
             return
         log.info("job %d: %s by %d", parent.id, action.value, interaction.user.id)
         await imagine.start(interaction, build_request(action, parent, image_url))

@@ -12,8 +12,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import imaging, quota
-from bot.app import UNEXPECTED, tell_privately
+from bot.app import tell_privately
 from bot.events import Progress
+from bot.i18n import Texts
 from bot.models import Action, FourKAccess, JobRecord, JobState, LimitKind, NewJob, QuotaRefusal, ServerControls
 from bot.queue import ASPECT_RATIOS, MAX_PROMPT_CHARS, MAX_REFERENCE_IMAGES, SIZE_TIERS
 from cogs import _render
@@ -25,15 +26,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Interaction = discord.Interaction["ImagineBot"]
+QUOTA_LOG_KEYS = {
+    LimitKind.USER_DAILY: "controls-log-quota-user-daily",
+    LimitKind.GUILD_DAILY: "controls-log-quota-guild-daily",
+    LimitKind.MAX_CONCURRENT: "controls-log-quota-max-concurrent",
+}
 AspectRatio = Literal["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"]
 Resolution = Literal["1K", "2K", "4K"]
 AUTO = "auto"
 
-PROBLEM_TEXT = {
-    imaging.ReferenceProblem.NOT_AN_IMAGE: "is not an image",
-    imaging.ReferenceProblem.UNSUPPORTED_TYPE: "is not a supported image type (use PNG, JPEG, WebP or HEIC)",
-    imaging.ReferenceProblem.TOO_LARGE: "is larger than the {cap} limit per reference image",
-    imaging.ReferenceProblem.CORRUPT: "could not be read as an image (it may be damaged)",
+PROBLEM_KEYS = {
+    imaging.ReferenceProblem.NOT_AN_IMAGE: "reference-not-an-image",
+    imaging.ReferenceProblem.UNSUPPORTED_TYPE: "reference-unsupported",
+    imaging.ReferenceProblem.TOO_LARGE: "reference-too-large",
+    imaging.ReferenceProblem.CORRUPT: "reference-corrupt",
 }
 
 
@@ -59,9 +65,8 @@ class Refused(Exception):
     """A request that must not go ahead; the message is shown to the member privately."""
 
 
-RESTARTING = "The bot is restarting right now. Please try again in a minute; nothing was counted."
 # Without these the image cannot reach the channel once the interaction's 15 minutes are over.
-REQUIRED_PERMISSIONS = (("View Channel", "view_channel"), ("Attach Files", "attach_files"))
+REQUIRED_PERMISSIONS = (("permission-view-channel", "view_channel"), ("permission-attach-files", "attach_files"))
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".heic", ".heif", ".gif")
 
 
@@ -79,12 +84,13 @@ class ImagineModal(discord.ui.Modal):
         cog: Imagine,
         references: tuple[discord.Attachment, ...],
         default_resolution: str,
+        t: Texts,
         *,
-        title: str = "Imagine with these images",
+        title: str | None = None,
         placeholder: str | None = None,
         more_images: int = 10,
     ) -> None:
-        super().__init__(title=title, timeout=900)
+        super().__init__(title=title or t("form-title-imagine"), timeout=900)
         self._cog = cog
         self._references = references
         self.prompt: discord.ui.TextInput[ImagineModal] = discord.ui.TextInput(
@@ -97,7 +103,7 @@ class ImagineModal(discord.ui.Modal):
         self.aspect: discord.ui.Select[ImagineModal] = discord.ui.Select(
             custom_id="aspect_ratio",
             required=False,
-            options=[discord.SelectOption(label="Follow the reference images", value=AUTO, default=True)]
+            options=[discord.SelectOption(label=t("form-aspect-follow"), value=AUTO, default=True)]
             + [discord.SelectOption(label=r, value=r) for r in ASPECT_RATIOS],
         )
         self.resolution: discord.ui.Select[ImagineModal] = discord.ui.Select(
@@ -112,25 +118,25 @@ class ImagineModal(discord.ui.Modal):
             custom_id="text_reply",
             required=False,
             options=[
-                discord.SelectOption(label="Image only", value="no", default=True),
-                discord.SelectOption(label="Image and the model's text reply", value="yes"),
+                discord.SelectOption(label=t("form-image-only"), value="no", default=True),
+                discord.SelectOption(label=t("form-image-and-text"), value="yes"),
             ],
         )
-        self.add_item(discord.ui.Label(text="Prompt", component=self.prompt))
-        self.add_item(discord.ui.Label(text="Aspect ratio", component=self.aspect))
-        self.add_item(discord.ui.Label(text="Resolution", component=self.resolution))
+        self.add_item(discord.ui.Label(text=t("form-prompt"), component=self.prompt))
+        self.add_item(discord.ui.Label(text=t("form-aspect"), component=self.aspect))
+        self.add_item(discord.ui.Label(text=t("form-resolution"), component=self.resolution))
         self.add_item(
             discord.ui.Label(
-                text="More reference images",
-                description=f"Optional. Up to {MAX_REFERENCE_IMAGES} images in all.",
+                text=t("form-more-images"),
+                description=t("form-more-images-hint", max=MAX_REFERENCE_IMAGES),
                 component=self.files,
             )
         )
-        self.add_item(discord.ui.Label(text="Text reply", component=self.text_reply))
+        self.add_item(discord.ui.Label(text=t("form-text-reply"), component=self.text_reply))
 
     async def on_error(self, interaction: Interaction, error: Exception) -> None:  # type: ignore[override]
         log.error("the imagine form failed", exc_info=error)
-        await tell_privately(interaction, UNEXPECTED)
+        await tell_privately(interaction, interaction.client.texts(interaction)("unexpected-error"))
 
     async def on_submit(self, interaction: Interaction) -> None:  # type: ignore[override]
         await self._cog.start(interaction, self.request())
@@ -212,30 +218,28 @@ class Imagine(commands.Cog):
         await self.start(interaction, request)
 
     async def imagine_from_message(self, interaction: Interaction, message: discord.Message) -> None:
+        t = self.bot.texts(interaction)
         images = tuple(a for a in message.attachments if looks_like_image(a))
         if not images:
-            await interaction.response.send_message(
-                "That message has no images to use as references. Pick a message with image attachments, "
-                "or use /imagine.",
-                ephemeral=True,
-            )
+            await interaction.response.send_message(t("menu-no-images"), ephemeral=True)
             return
         if len(images) > MAX_REFERENCE_IMAGES:
             await interaction.response.send_message(
-                f"That message has {len(images)} images; at most {MAX_REFERENCE_IMAGES} can be used.", ephemeral=True
+                t("menu-too-many-images", count=len(images), max=MAX_REFERENCE_IMAGES), ephemeral=True
             )
             return
-        await interaction.response.send_modal(ImagineModal(self, images, self.default_resolution))
+        await interaction.response.send_modal(ImagineModal(self, images, self.default_resolution, t))
 
     # -- the flow shared by both commands ----------------------------------------------------
 
     async def start(self, interaction: Interaction, request: ImagineRequest) -> None:
         tracker = self.bot.tracker
+        t = self.bot.texts(interaction)
         try:
             if not tracker.accepting:
-                raise Refused(RESTARTING)
-            self._check(interaction, request)
-            job = await self._reserve(interaction, request)
+                raise Refused(t("imagine-restarting"))
+            self._check(t, interaction, request)
+            job = await self._reserve(t, interaction, request)
         except Refused as refusal:
             await interaction.response.send_message(str(refusal), ephemeral=True)
             return
@@ -244,7 +248,7 @@ class Imagine(commands.Cog):
         with tracker.preparing(job.id):
             try:
                 job = await self._defer(interaction, job)
-                await self._verify_references(request)
+                await self._verify_references(t, request)
             except Refused as refusal:
                 await self._drop(job, "refused")
                 await self._withdraw(interaction, str(refusal))
@@ -260,36 +264,28 @@ class Imagine(commands.Cog):
         now = self.bot.clock()
         await self.bot.store.finish(job.id, JobState.FAILED, now=now, refund=True, error_type=why, told=True)
 
-    def _check(self, interaction: Interaction, request: ImagineRequest) -> None:
+    def _check(self, t: Texts, interaction: Interaction, request: ImagineRequest) -> None:
         if interaction.guild_id is None:
-            raise Refused("Images can only be made in a server, not in direct messages.")
-        missing = [name for name, flag in REQUIRED_PERMISSIONS if not getattr(interaction.app_permissions, flag)]
+            raise Refused(t("imagine-guild-only"))
+        missing = [t(key) for key, flag in REQUIRED_PERMISSIONS if not getattr(interaction.app_permissions, flag)]
         if missing:
-            raise Refused(
-                f"I can't work in this channel: I need the {', '.join(missing)} permission(s) here. "
-                "Ask a server admin, or try another channel."
-            )
+            raise Refused(t("imagine-missing-permissions", permissions=", ".join(missing)))
         prompt = request.prompt.strip()
         if not prompt:
-            raise Refused("The prompt is empty. Describe the image you want.")
+            raise Refused(t("imagine-prompt-empty"))
         if len(request.prompt) > MAX_PROMPT_CHARS:
-            raise Refused(
-                f"The prompt is {len(request.prompt):,} characters long; the limit is {MAX_PROMPT_CHARS:,}. "
-                "Please shorten it."
-            )
+            raise Refused(t("imagine-prompt-too-long", length=len(request.prompt), max=MAX_PROMPT_CHARS))
         if request.reference_count > MAX_REFERENCE_IMAGES:
-            raise Refused(
-                f"That's {request.reference_count} reference images; the model takes at most {MAX_REFERENCE_IMAGES}."
-            )
+            raise Refused(t("imagine-too-many-references", count=request.reference_count, max=MAX_REFERENCE_IMAGES))
         cap = self.bot.settings.max_reference_bytes
         for attachment in request.references:
             problem = imaging.check_declared(attachment.content_type, attachment.filename, attachment.size, cap)
             if problem is not None:
-                raise Refused(self._problem_text(attachment.filename, problem))
+                raise Refused(self._problem_text(t, attachment.filename, problem))
 
-    def _problem_text(self, filename: str, problem: imaging.ReferenceProblem) -> str:
-        cap = _render.size_text(self.bot.settings.max_reference_bytes)
-        return f"`{_render.safe(filename, 100)}` {PROBLEM_TEXT[problem].format(cap=cap)}. Nothing was submitted."
+    def _problem_text(self, t: Texts, filename: str, problem: imaging.ReferenceProblem) -> str:
+        cap = _render.size_text(t, self.bot.settings.max_reference_bytes)
+        return t(PROBLEM_KEYS[problem], file=_render.safe(filename, 100), cap=cap)
 
     @staticmethod
     def _upload_limit(interaction: Interaction) -> int:
@@ -311,27 +307,37 @@ class Imagine(commands.Cog):
             settings.admin_log.post(controls.guild_id, controls.log_channel_id, text, key=key)
 
     async def _apply_controls(
-        self, interaction: Interaction, request: ImagineRequest, controls: ServerControls, role_ids: tuple[int, ...]
+        self,
+        t: Texts,
+        interaction: Interaction,
+        request: ImagineRequest,
+        controls: ServerControls,
+        role_ids: tuple[int, ...],
     ) -> None:
         """The server's controls that need no quota: a blocked member, blocked words, who may use 4K."""
-        texts = _render.CONTROLS_TEXT
+        admin = self._admin_texts(interaction)
         who = {"member": f"<@{interaction.user.id}>", "channel": f"<#{interaction.channel_id}>"}
         if (await self.bot.store.member_controls(controls.guild_id, interaction.user.id)).blocked:
-            self._report(controls, texts["log.blocked_member"].format(**who), key=("blocked", interaction.user.id))
-            raise Refused(texts["refused.blocked_member"])
+            self._report(controls, admin("controls-log-blocked-member", **who), key=("blocked", interaction.user.id))
+            raise Refused(t("controls-refused-blocked-member"))
         if quota.blocked_phrase(request.prompt, controls.blocked_words) is not None:
-            self._report(controls, texts["log.blocked_words"].format(**who), key=("words", interaction.user.id))
-            raise Refused(texts["refused.blocked_words"])
+            self._report(controls, admin("controls-log-blocked-words", **who), key=("words", interaction.user.id))
+            raise Refused(t("controls-refused-blocked-words"))
         if request.resolution == "4K" and not quota.may_use_4k(controls.four_k, controls.four_k_roles, role_ids):
-            raise Refused(texts["refused.4k_off" if controls.four_k is FourKAccess.OFF else "refused.4k_roles"])
+            off = controls.four_k is FourKAccess.OFF
+            raise Refused(t("controls-refused-4k-off") if off else t("controls-refused-4k-roles"))
 
-    async def _reserve(self, interaction: Interaction, request: ImagineRequest) -> JobRecord:
+    def _admin_texts(self, interaction: Interaction) -> Texts:
+        """Lines for the server's log channel speak the server's language."""
+        return self.bot.catalog.bind(interaction.guild_locale.value if interaction.guild_locale else None)
+
+    async def _reserve(self, t: Texts, interaction: Interaction, request: ImagineRequest) -> JobRecord:
         now = self.bot.clock()
         channel_id = interaction.channel_id
         assert channel_id is not None and interaction.guild_id is not None
         role_ids = self._role_ids(interaction)
         controls = await self.bot.store.server_controls(interaction.guild_id)
-        await self._apply_controls(interaction, request, controls, role_ids)
+        await self._apply_controls(t, interaction, request, controls, role_ids)
         new = NewJob(
             user_id=interaction.user.id,
             guild_id=interaction.guild_id,
@@ -354,16 +360,18 @@ class Imagine(commands.Cog):
         )
         created = await self.bot.store.create_job(new, now=now, default_4k_weight=self.bot.settings.default_4k_weight)
         if isinstance(created, QuotaRefusal):
-            texts = _render.CONTROLS_TEXT
+            admin = self._admin_texts(interaction)
             who = {"member": f"<@{interaction.user.id}>", "channel": f"<#{channel_id}>"}
             if created.limit is LimitKind.BLOCKED:  # blocked after the check above
-                self._report(controls, texts["log.blocked_member"].format(**who), key=("blocked", interaction.user.id))
-                raise Refused(texts["refused.blocked_member"])
+                self._report(
+                    controls, admin("controls-log-blocked-member", **who), key=("blocked", interaction.user.id)
+                )
+                raise Refused(t("controls-refused-blocked-member"))
             if self.bot.metrics is not None:
                 self.bot.metrics.quota_refused(created.limit.value)
-            line = texts[f"log.quota.{created.limit.value}"].format(**who, used=created.used, allowed=created.allowed)
+            line = admin(QUOTA_LOG_KEYS[created.limit], **who, used=created.used, allowed=created.allowed)
             self._report(controls, line, key=("quota", created.limit.value, interaction.user.id))
-            raise Refused(_render.refusal_text(created, quota.next_reset(now)))
+            raise Refused(_render.refusal_text(t, created, quota.next_reset(now)))
         return created
 
     async def _defer(self, interaction: Interaction, job: JobRecord) -> JobRecord:
@@ -373,7 +381,7 @@ class Imagine(commands.Cog):
             message_id = (await interaction.original_response()).id
         return await self.bot.store.set_reply(job.id, message_id=message_id, token_dead=False, now=self.bot.clock())
 
-    async def _verify_references(self, request: ImagineRequest) -> None:
+    async def _verify_references(self, t: Texts, request: ImagineRequest) -> None:
         """Download each reference once and decode it: the declared type is only a hint."""
         cap = self.bot.settings.max_reference_bytes
 
@@ -381,12 +389,10 @@ class Imagine(commands.Cog):
             try:
                 data = await attachment.read()
             except discord.HTTPException as exc:
-                raise Refused(
-                    f"`{_render.safe(attachment.filename, 100)}` could not be downloaded from Discord."
-                ) from exc
+                raise Refused(t("reference-download-failed", file=_render.safe(attachment.filename, 100))) from exc
             check = await asyncio.to_thread(imaging.check_reference, data, cap)
             if not check.ok and check.problem is not None:
-                raise Refused(self._problem_text(attachment.filename, check.problem))
+                raise Refused(self._problem_text(t, attachment.filename, check.problem))
 
         await asyncio.gather(*(verify(a) for a in request.references))
 

@@ -295,9 +295,9 @@ async def test_a_cancel_while_the_references_are_checked_stops_the_submit(
     async with w.bot() as rig:
         original = imagine_cog(rig)._verify_references
 
-        async def slow_check(self: Imagine, request: Any) -> None:
+        async def slow_check(self: Imagine, t: Any, request: Any) -> None:
             await release.wait()
-            await original(self, request)
+            await original(self, t, request)
 
         monkeypatch.setattr(imagine_cog(rig), "_verify_references", slow_check)
         reference = w.fake.upload("ref.png", png_bytes(), content_type="image/png")

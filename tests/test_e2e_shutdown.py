@@ -7,8 +7,8 @@ import contextlib
 import sqlite3
 from pathlib import Path
 
+from bot.i18n import Catalog
 from bot.simulator import Fault, SimulatorOptions, run_simulator
-from cogs.imagine import RESTARTING
 from tests.conftest import StartWorld
 from tests.fakediscord import FakeDiscord, FakeInteraction, wait_until
 from tests.harness import SIM_KEY, BotProcess, decoded_size, embed_text, settings_env, settings_for
@@ -147,6 +147,6 @@ async def test_imagine_during_shutdown_is_told_the_bot_is_restarting(world: Star
     interaction = await rig.imagine(rig.fake.alice, prompt="one more before you go")
     response = await interaction.wait_response()
     assert response["type"] == 4 and response["data"]["flags"] & EPHEMERAL
-    assert response["data"]["content"] == RESTARTING
+    assert response["data"]["content"] == Catalog().text("en", "imagine-restarting")
     assert job_rows(Path(rig.settings.database_url.removeprefix("sqlite:///"))) == []
     assert rig.sim.submits() == []
