@@ -16,10 +16,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.i18n import Texts
 from bot.jobrun import progress_of, timing_of
 from bot.models import ACTIVE_STATES, Action, JobRecord, JobState
 from cogs import _render
-from cogs.quota import GUILD_ONLY
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -41,28 +41,24 @@ PAGE_BUTTON_PATTERN = (
     r":(?P<member>[0-9]{1,20}):(?P<viewer>[0-9]{1,20}):(?P<cursor>[0-9]{1,19})"
 )
 
-STATE_TEXT = {
-    JobState.DELIVERED: "✅ Delivered",
-    JobState.FAILED: "⚠️ Failed",
-    JobState.CANCELLED: "🛑 Cancelled",
+# Catalog keys: each state's label, how a job was made from another, a state in the server's queue.
+STATE_KEYS = {
+    JobState.DELIVERED: "history-state-delivered",
+    JobState.FAILED: "history-state-failed",
+    JobState.CANCELLED: "history-state-cancelled",
 }
-IN_PROGRESS = "🎨 In progress"
-LINEAGE_TEXT = {
-    Action.REROLL: "Re-roll of",
-    Action.EDIT: "Edit of",
-    Action.VARY: "Variation of",
-    Action.UPSCALE: "Upscale of",
+LINEAGE_KEYS = {
+    Action.REROLL: "history-from-reroll",
+    Action.EDIT: "history-from-edit",
+    Action.VARY: "history-from-vary",
+    Action.UPSCALE: "history-from-upscale",
 }
-QUEUE_STATE_TEXT = {
-    JobState.PENDING: "Sending",
-    JobState.QUEUED: "Queued",
-    JobState.RUNNING: "Generating",
-    JobState.DELIVERING: "Delivering",
+QUEUE_STATE_KEYS = {
+    JobState.PENDING: "jobs-state-sending",
+    JobState.QUEUED: "jobs-state-queued",
+    JobState.RUNNING: "jobs-state-generating",
+    JobState.DELIVERING: "jobs-state-delivering",
 }
-
-NOT_A_MODERATOR = "Only moderators (Manage Messages) can see another member's images."
-NOT_THE_VIEWER = "Only the member who opened this list can page through it."
-NO_JOBS = "You have no images in progress here."
 
 
 def message_link(guild_id: int | None, channel_id: int, message_id: int | None) -> str | None:
@@ -75,57 +71,62 @@ def job_link(job: JobRecord) -> str | None:
     return message_link(job.guild_id, job.channel_id, job.message_id)
 
 
-def about(seconds: float) -> str:
+def jump_link(t: Texts, link: str) -> str:
+    label = t("history-jump")
+    return f"[{label}]({link})"
+
+
+def about(t: Texts, seconds: float) -> str:
     """A rounded duration that does not pretend to precision."""
     if seconds < 5:
-        return "a few seconds"
+        return t("jobs-about-few")
     if seconds < 60:
-        return f"about {int(5 * round(seconds / 5))} s"
-    return f"about {round(seconds / 60)} min"
+        return t("jobs-about-seconds", seconds=int(5 * round(seconds / 5)))
+    return t("jobs-about-minutes", minutes=round(seconds / 60))
 
 
-def prompt_line(prompt: str, limit: int) -> str:
+def prompt_line(t: Texts, prompt: str, limit: int) -> str:
     """A member's prompt on one line, inert (no mention, no markdown) and short."""
     flat = " ".join(prompt.split())
     if not flat:
-        return "*(no prompt)*"
+        return t("history-no-prompt")
     return _render.safe(discord.utils.escape_markdown(flat), limit)
 
 
-def parameters(job: JobRecord) -> str:
-    ratio = job.aspect_ratio or ("reference's ratio" if job.image_urls else "1:1")
+def parameters(t: Texts, job: JobRecord) -> str:
+    ratio = job.aspect_ratio or (t("history-ratio-reference") if job.image_urls else "1:1")
     parts = [job.resolution, ratio]
     if job.reference_count:
-        parts.append(f"{job.reference_count} reference{'s' if job.reference_count != 1 else ''}")
+        parts.append(t("history-references", count=job.reference_count))
     return " · ".join(parts)
 
 
-def lineage(job: JobRecord, parents: dict[int, JobRecord]) -> str | None:
+def lineage(t: Texts, job: JobRecord, parents: dict[int, JobRecord]) -> str | None:
     """Where a job came from, e.g. "Edit of #12" (linked to the parent's message when it is known);
     None for a fresh image."""
     if job.parent_job_id is None:
         return None
     try:
-        what = LINEAGE_TEXT.get(Action(job.action or ""), "Made from")
+        key = LINEAGE_KEYS.get(Action(job.action or ""), "history-from-other")
     except ValueError:
-        what = "Made from"
+        key = "history-from-other"
     parent = parents.get(job.parent_job_id)
     link = job_link(parent) if parent is not None and parent.guild_id == job.guild_id else None
     number = f"#{job.parent_job_id}"
-    return f"{what} [{number}]({link})" if link else f"{what} {number}"
+    return t(key, parent=f"[{number}]({link})" if link else number)
 
 
-def history_entry(job: JobRecord, parents: dict[int, JobRecord]) -> str:
-    state = STATE_TEXT.get(job.status, IN_PROGRESS)
-    details = [parameters(job)]
-    if (made_from := lineage(job, parents)) is not None:
+def history_entry(t: Texts, job: JobRecord, parents: dict[int, JobRecord]) -> str:
+    state = t(STATE_KEYS.get(job.status, "history-state-in-progress"))
+    details = [parameters(t, job)]
+    if (made_from := lineage(t, job, parents)) is not None:
         details.append(made_from)
     if (link := job_link(job)) is not None:
-        details.append(f"[Jump to message]({link})")
+        details.append(jump_link(t, link))
     return "\n".join(
         (
             f"**#{job.id}** · {state} · <t:{int(job.created_at)}:R>",
-            prompt_line(job.prompt, PROMPT_CHARS),
+            prompt_line(t, job.prompt, PROMPT_CHARS),
             " · ".join(details),
         )
     )
@@ -140,11 +141,12 @@ class HistoryView(discord.ui.View):
 
 
 class PageButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=PAGE_BUTTON_PATTERN):
-    """Previous or Next under a ``/history`` page."""
+    """Previous or Next under a ``/history`` page (``label`` in the viewer's language; a click
+    rebuilds the button from its custom id, where the label does not matter)."""
 
-    def __init__(self, direction: str, member_id: int, viewer_id: int, cursor: int) -> None:
+    def __init__(self, direction: str, member_id: int, viewer_id: int, cursor: int, label: str | None = None) -> None:
         custom_id = PAGE_BUTTON_ID.format(direction=direction, member=member_id, viewer=viewer_id, cursor=cursor)
-        super().__init__(discord.ui.Button(label="Next" if direction == "older" else "Previous", custom_id=custom_id))
+        super().__init__(discord.ui.Button(label=label, custom_id=custom_id))
         self.direction = direction
         self.member_id = member_id
         self.viewer_id = viewer_id
@@ -154,20 +156,22 @@ class PageButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], tem
     async def from_custom_id(  # type: ignore[override]
         cls, interaction: Interaction, item: discord.ui.Button[discord.ui.View], match: re.Match[str]
     ) -> PageButton:
-        return cls(match["direction"], int(match["member"]), int(match["viewer"]), int(match["cursor"]))
+        return cls(match["direction"], int(match["member"]), int(match["viewer"]), int(match["cursor"]), item.label)
 
     async def callback(self, interaction: Interaction) -> None:  # type: ignore[override]
+        t = interaction.client.texts(interaction)  # whoever pressed it, in their language
         if interaction.guild_id is None:
-            await interaction.response.send_message(GUILD_ONLY, ephemeral=True)
+            await interaction.response.send_message(t("controls-guild-only"), ephemeral=True)
             return
         if interaction.user.id != self.viewer_id:
-            await interaction.response.send_message(NOT_THE_VIEWER, ephemeral=True)
+            await interaction.response.send_message(t("history-not-viewer"), ephemeral=True)
             return
         if self.member_id != self.viewer_id and not interaction.permissions.manage_messages:
-            await interaction.response.send_message(NOT_A_MODERATOR, ephemeral=True)
+            await interaction.response.send_message(t("history-not-moderator"), ephemeral=True)
             return
         page = await history_page(
             interaction.client,
+            t,
             interaction.guild_id,
             self.member_id,
             self.viewer_id,
@@ -176,21 +180,22 @@ class PageButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], tem
         )
         if page is None:
             await interaction.response.edit_message(
-                content=empty_history(self.member_id, self.viewer_id), embed=None, view=None
+                content=empty_history(t, self.member_id, self.viewer_id), embed=None, view=None
             )
             return
         embed, view = page
         await interaction.response.edit_message(content=None, embed=embed, view=view)
 
 
-def empty_history(member_id: int, viewer_id: int) -> str:
+def empty_history(t: Texts, member_id: int, viewer_id: int) -> str:
     if member_id == viewer_id:
-        return "You have no images in this server yet."
-    return f"<@{member_id}> has no images in this server yet."
+        return t("history-empty-yours")
+    return t("history-empty-member", member=f"<@{member_id}>")
 
 
 async def history_page(
     bot: ImagineBot,
+    t: Texts,
     guild_id: int,
     member_id: int,
     viewer_id: int,
@@ -220,14 +225,18 @@ async def history_page(
     for parent_id in {job.parent_job_id for job in jobs if job.parent_job_id is not None}:
         if (parent := await store.get_job(parent_id)) is not None:
             parents[parent_id] = parent
-    whose = "Your images" if member_id == viewer_id else f"Images by <@{member_id}>"
-    lines = [f"{whose} in this server, newest first.", *(history_entry(job, parents) for job in jobs)]
-    embed = discord.Embed(title="🖼️ History", description="\n\n".join(lines), colour=_render.COLOR_ACTIVE)
+    whose = t("history-yours") if member_id == viewer_id else t("history-by-member", member=f"<@{member_id}>")
+    lines = [whose, *(history_entry(t, job, parents) for job in jobs)]
+    embed = discord.Embed(title=t("history-title"), description="\n\n".join(lines), colour=_render.COLOR_ACTIVE)
     if not has_newer and not has_older:
         return embed, None  # a single page: no buttons
     view = HistoryView(timeout=None)
-    for direction, cursor, enabled in (("newer", jobs[0].id, has_newer), ("older", jobs[-1].id, has_older)):
-        button = PageButton(direction, member_id, viewer_id, cursor).item
+    pages = (
+        ("newer", jobs[0].id, has_newer, t("history-previous")),
+        ("older", jobs[-1].id, has_older, t("history-next")),
+    )
+    for direction, cursor, enabled, label in pages:
+        button = PageButton(direction, member_id, viewer_id, cursor, label).item
         button.disabled = not enabled
         view.add_item(button)
     return embed, view
@@ -247,17 +256,18 @@ class History(commands.Cog):
     @app_commands.guild_only()
     @app_commands.describe(member="Whose images (moderators only; default: yours)")
     async def history(self, interaction: Interaction, member: discord.Member | discord.User | None = None) -> None:
+        t = self.bot.texts(interaction)
         if interaction.guild_id is None:
-            await interaction.response.send_message(GUILD_ONLY, ephemeral=True)
+            await interaction.response.send_message(t("controls-guild-only"), ephemeral=True)
             return
         viewer_id = interaction.user.id
         member_id = member.id if member is not None else viewer_id
         if member_id != viewer_id and not interaction.permissions.manage_messages:
-            await interaction.response.send_message(NOT_A_MODERATOR, ephemeral=True)
+            await interaction.response.send_message(t("history-not-moderator"), ephemeral=True)
             return
-        page = await history_page(self.bot, interaction.guild_id, member_id, viewer_id)
+        page = await history_page(self.bot, t, interaction.guild_id, member_id, viewer_id)
         if page is None:
-            await interaction.response.send_message(empty_history(member_id, viewer_id), ephemeral=True)
+            await interaction.response.send_message(empty_history(t, member_id, viewer_id), ephemeral=True)
             return
         embed, view = page
         if view is None:
@@ -268,44 +278,48 @@ class History(commands.Cog):
     @app_commands.command(name="jobs", description="Your images in progress here (and the server's queue for admins)")
     @app_commands.guild_only()
     async def jobs(self, interaction: Interaction) -> None:
+        t = self.bot.texts(interaction)
         if interaction.guild_id is None:
-            await interaction.response.send_message(GUILD_ONLY, ephemeral=True)
+            await interaction.response.send_message(t("controls-guild-only"), ephemeral=True)
             return
         store = self.bot.store
         now = self.bot.clock()
         mine = await store.active_jobs_in_guild(interaction.guild_id, user_id=interaction.user.id, limit=JOBS_SHOWN + 1)
         admin = interaction.permissions.manage_guild
         if not mine and not admin:
-            await interaction.response.send_message(NO_JOBS, ephemeral=True)
+            await interaction.response.send_message(t("jobs-none"), ephemeral=True)
             return
-        lines = [self._job_line(job, now) for job in mine[:JOBS_SHOWN]] or [NO_JOBS]
+        lines = [self._job_line(t, job, now) for job in mine[:JOBS_SHOWN]] or [t("jobs-none")]
         if len(mine) > JOBS_SHOWN:
-            lines.append(f"Showing your {JOBS_SHOWN} oldest; more are in progress.")
-        embed = discord.Embed(title="🎨 In progress", description="\n\n".join(lines), colour=_render.COLOR_ACTIVE)
+            lines.append(t("jobs-more", count=JOBS_SHOWN))
+        embed = discord.Embed(title=t("jobs-title"), description="\n\n".join(lines), colour=_render.COLOR_ACTIVE)
         if admin:
             embed.add_field(
-                name="This server's queue", value=await self._server_queue(interaction.guild_id), inline=False
+                name=t("jobs-server-queue"), value=await self._server_queue(t, interaction.guild_id), inline=False
             )
         await interaction.response.send_message(embed=embed, ephemeral=True)
 
-    def _job_line(self, job: JobRecord, now: float) -> str:
+    def _job_line(self, t: Texts, job: JobRecord, now: float) -> str:
         progress = progress_of(job, now)
-        parts = [f"**#{job.id}**", _render.status_line(progress)]
+        parts = [f"**#{job.id}**", _render.status_line(t, progress)]
         if not progress.cancelling and job.status in (JobState.PENDING, JobState.QUEUED, JobState.RUNNING):
             estimate = self.bot.tracker.timing.estimate(job.resolution, **timing_of(job, now))
-            parts.append(f"{about(estimate.remaining)} left")
+            parts.append(t("jobs-left", time=about(t, estimate.remaining)))
         if (link := job_link(job)) is not None:
-            parts.append(f"[Jump to message]({link})")
-        return " · ".join(parts) + "\n" + prompt_line(job.prompt, JOBS_PROMPT_CHARS)
+            parts.append(jump_link(t, link))
+        return " · ".join(parts) + "\n" + prompt_line(t, job.prompt, JOBS_PROMPT_CHARS)
 
-    async def _server_queue(self, guild_id: int) -> str:
+    async def _server_queue(self, t: Texts, guild_id: int) -> str:
         counts = await self.bot.store.active_counts_in_guild(guild_id)
-        line = " · ".join(f"{QUEUE_STATE_TEXT[state]}: {counts.get(state.value, 0)}" for state in ACTIVE_STATES)
+        line = " · ".join(
+            t("jobs-queue-count", state=t(QUEUE_STATE_KEYS[state]), count=counts.get(state.value, 0))
+            for state in ACTIVE_STATES
+        )
         # Every server's jobs share the upstream queue: a new one waits behind all of the bot's.
         waiting, highest = await self.bot.store.waiting_summary()
         ahead = max(waiting, highest + 1 if highest is not None else 0)
         estimate = self.bot.tracker.timing.estimate(NEW_JOB_TIER, running_for=None, position=ahead, waited=0.0)
-        return f"{line}\nA new {NEW_JOB_TIER} image would take {about(estimate.remaining)}."
+        return line + "\n" + t("jobs-new-image", tier=NEW_JOB_TIER, time=about(t, estimate.remaining))
 
 
 async def setup(bot: ImagineBot) -> None:

@@ -9,27 +9,28 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import quota
+from bot.i18n import Texts
 from bot.models import AllowanceSource
-from cogs._render import CONTROLS_TEXT
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
 
 Interaction = discord.Interaction["ImagineBot"]
 
+# The catalog key of each setting's label.
 FIELD_LABELS = {
-    "user_daily": "Images per member per day",
-    "guild_daily": "Images per server per day",
-    "max_concurrent": "Images in progress per member",
-    "weight_4k": "A 4K image counts as",
+    "user_daily": "quota-field-user-daily",
+    "guild_daily": "quota-field-guild-daily",
+    "max_concurrent": "quota-field-max-concurrent",
+    "weight_4k": "quota-field-weight-4k",
 }
 
 
-GUILD_ONLY = "This command works only in a server, not in direct messages."
-
-
-def _limit(value: int | None) -> str:
-    return "no limit" if value is None else str(value)
+def _value(t: Texts, field: str, value: int | None) -> str:
+    """A setting's value as shown to admins: a limit (or "no limit"), or what a 4K image counts as."""
+    if field == "weight_4k":
+        return t("quota-weight-default") if value is None else t("quota-images", count=value)
+    return t("controls-no-limit") if value is None else t("quota-limit", count=value)
 
 
 class Quota(commands.Cog):
@@ -45,14 +46,13 @@ class Quota(commands.Cog):
 
     async def _is_manager(self, interaction: Interaction) -> bool:
         """Discord's permission hint can be overridden by server settings, so check again here."""
+        t = self.bot.texts(interaction)
         if interaction.guild_id is None:
-            await interaction.response.send_message(GUILD_ONLY, ephemeral=True)
+            await interaction.response.send_message(t("controls-guild-only"), ephemeral=True)
             return False
         if interaction.permissions.manage_guild:
             return True
-        await interaction.response.send_message(
-            "Only members with the Manage Server permission can change or view quota settings.", ephemeral=True
-        )
+        await interaction.response.send_message(t("quota-not-manager"), ephemeral=True)
         return False
 
     @quota.command(name="set", description="Change limits; options left out stay as they are, 0 removes a limit")
@@ -73,50 +73,58 @@ class Quota(commands.Cog):
         if not await self._is_manager(interaction):
             return
         assert interaction.guild_id is not None
+        t = self.bot.texts(interaction)
         given = {"user_daily": user_daily, "guild_daily": guild_daily, "max_concurrent": max_concurrent}
         changes: dict[str, int | None] = {k: (v or None) for k, v in given.items() if v is not None}
         if weight_4k is not None:
             changes["weight_4k"] = weight_4k
         if not changes:
-            await interaction.response.send_message(
-                "Nothing changed: give at least one option. To remove a limit, set it to 0.", ephemeral=True
-            )
+            await interaction.response.send_message(t("quota-nothing-changed"), ephemeral=True)
             return
         settings = await self.bot.store.set_quota(
             interaction.guild_id, changes, user_id=interaction.user.id, now=self.bot.clock()
         )
-        lines = [f"**{FIELD_LABELS[k]}**: {_limit(getattr(settings, k))}" for k in changes]
-        await interaction.response.send_message("Quota updated.\n" + "\n".join(lines), ephemeral=True)
+        lines = [t("quota-updated")]
+        lines += [f"**{t(FIELD_LABELS[k])}**: {_value(t, k, getattr(settings, k))}" for k in changes]
+        await interaction.response.send_message("\n".join(lines), ephemeral=True)
 
     @quota.command(name="show", description="Show the limits, today's use and who changed what")
     async def quota_show(self, interaction: Interaction) -> None:
         if not await self._is_manager(interaction):
             return
         assert interaction.guild_id is not None
+        t = self.bot.texts(interaction)
         now = self.bot.clock()
         settings = await self.bot.store.get_quota(interaction.guild_id)
         usage = await self.bot.store.usage(interaction.guild_id, interaction.user.id, day=quota.utc_day(now))
-        embed = discord.Embed(title="Image quota", colour=discord.Colour.blurple())
+        embed = discord.Embed(title=t("quota-title"), colour=discord.Colour.blurple())
         for name in ("user_daily", "guild_daily", "max_concurrent"):
-            embed.add_field(name=FIELD_LABELS[name], value=_limit(getattr(settings, name)))
+            embed.add_field(name=t(FIELD_LABELS[name]), value=_value(t, name, getattr(settings, name)))
         weight = quota.effective_4k_weight(settings, self.bot.settings.default_4k_weight)
-        embed.add_field(name=FIELD_LABELS["weight_4k"], value=f"{weight} images")
-        used = f"{usage.guild_used}" + (f" of {settings.guild_daily}" if settings.guild_daily else "")
-        reset = int(quota.next_reset(now))
-        embed.add_field(name="Used today (server)", value=f"{used} · resets <t:{reset}:R>", inline=False)
+        embed.add_field(name=t(FIELD_LABELS["weight_4k"]), value=_value(t, "weight_4k", weight))
+        reset = str(int(quota.next_reset(now)))
+        if settings.guild_daily:
+            used = t("quota-used-of", used=usage.guild_used, limit=settings.guild_daily, reset=reset)
+        else:
+            used = t("quota-used", used=usage.guild_used, reset=reset)
+        embed.add_field(name=t("quota-used-today"), value=used, inline=False)
         changes = await self.bot.store.quota_changes(interaction.guild_id, limit=8)
         if changes:
             history = []
             for change in changes:
                 if change.field.startswith("reset:"):
                     target = change.field.removeprefix("reset:")
-                    whom = "the whole server" if target == "server" else f"<@{target}>"
-                    what = f"reset today's use of {whom}"
+                    if target == "server":
+                        what = t("quota-change-reset-server")
+                    else:
+                        what = t("quota-change-reset-member", member=f"<@{target}>")
                 else:
-                    what = f"{FIELD_LABELS.get(change.field, change.field)}: {_limit(change.old_value)} → {_limit(change.new_value)}"
+                    label = t(FIELD_LABELS[change.field]) if change.field in FIELD_LABELS else change.field
+                    old = _value(t, change.field, change.old_value)
+                    what = f"{label}: {old} → {_value(t, change.field, change.new_value)}"
                 history.append(f"<t:{int(change.at)}:R> <@{change.user_id}> {what}")
-            embed.add_field(name="Recent changes", value="\n".join(history)[:1024], inline=False)
-        embed.set_footer(text=CONTROLS_TEXT["quota.footer"])
+            embed.add_field(name=t("quota-recent-changes"), value="\n".join(history)[:1024], inline=False)
+        embed.set_footer(text=t("controls-quota-footer"))
         await interaction.response.send_message(
             embed=embed, ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
@@ -135,9 +143,13 @@ class Quota(commands.Cog):
             by=interaction.user.id,
             now=now,
         )
-        whom = member.mention if member else "the whole server"
+        t = self.bot.texts(interaction)
+        if member is not None:
+            text = t("quota-reset-member", member=member.mention, cleared=cleared)
+        else:
+            text = t("quota-reset-server", cleared=cleared)
         await interaction.response.send_message(
-            f"Reset today's use of {whom} ({cleared} image(s) given back).",
+            text,
             ephemeral=True,
             allowed_mentions=discord.AllowedMentions.none(),
         )
@@ -145,14 +157,15 @@ class Quota(commands.Cog):
     @app_commands.command(name="usage", description="How many images you can still make today")
     @app_commands.guild_only()
     async def usage(self, interaction: Interaction) -> None:
+        t = self.bot.texts(interaction)
         if interaction.guild_id is None:  # Discord should not send it from a DM, but do not rely on it
-            await interaction.response.send_message(GUILD_ONLY, ephemeral=True)
+            await interaction.response.send_message(t("controls-guild-only"), ephemeral=True)
             return
         now = self.bot.clock()
         store = self.bot.store
         member = await store.member_controls(interaction.guild_id, interaction.user.id)
         if member.blocked:
-            await interaction.response.send_message(CONTROLS_TEXT["usage.blocked"], ephemeral=True)
+            await interaction.response.send_message(t("controls-usage-blocked"), ephemeral=True)
             return
         settings = await store.get_quota(interaction.guild_id)
         controls = await store.server_controls(interaction.guild_id)
@@ -160,30 +173,36 @@ class Quota(commands.Cog):
         role_ids = [role.id for role in user.roles] if isinstance(user, discord.Member) else []
         allowance = quota.allowance(settings.user_daily, controls.role_limits, role_ids, member.limit)
         used = await store.usage(interaction.guild_id, interaction.user.id, day=quota.utc_day(now))
-        reset = int(quota.next_reset(now))
-        lines = [
-            _left("You", used.user_used, allowance.daily),
-            _left("This server", used.guild_used, settings.guild_daily),
-        ]
+        reset = str(int(quota.next_reset(now)))
+        if allowance.daily is None:
+            lines = [t("usage-you-unlimited", used=used.user_used)]
+        else:
+            lines = [
+                t(
+                    "usage-you-left",
+                    left=max(0, allowance.daily - used.user_used),
+                    limit=allowance.daily,
+                    used=used.user_used,
+                )
+            ]
+        if settings.guild_daily is None:
+            lines.append(t("usage-server-unlimited", used=used.guild_used))
+        else:
+            left = max(0, settings.guild_daily - used.guild_used)
+            lines.append(t("usage-server-left", left=left, limit=settings.guild_daily, used=used.guild_used))
         if allowance.source is AllowanceSource.ROLE:
-            lines.append(CONTROLS_TEXT["usage.from_role"].format(role=f"<@&{allowance.role_id}>"))
+            lines.append(t("controls-usage-from-role", role=f"<@&{allowance.role_id}>"))
         elif allowance.source is AllowanceSource.MEMBER:
-            lines.append(CONTROLS_TEXT["usage.from_member"])
+            lines.append(t("controls-usage-from-member"))
         if settings.max_concurrent is not None:
-            lines.append(f"In progress: {used.user_active} of {settings.max_concurrent} at once.")
+            lines.append(t("usage-in-progress", active=used.user_active, limit=settings.max_concurrent))
         weight = quota.effective_4k_weight(settings, self.bot.settings.default_4k_weight)
         if weight > 1 and (allowance.daily or settings.guild_daily):
-            lines.append(f"A 4K image counts as {weight}.")
-        lines.append(f"Daily use resets <t:{reset}:R> (<t:{reset}:t>, midnight UTC).")
+            lines.append(t("usage-weight-4k", weight=weight))
+        lines.append(t("usage-resets", reset=reset))
         await interaction.response.send_message(
             "\n".join(lines), ephemeral=True, allowed_mentions=discord.AllowedMentions.none()
         )
-
-
-def _left(who: str, used: int, limit: int | None) -> str:
-    if limit is None:
-        return f"{who}: {used} used today, no daily limit."
-    return f"{who}: {max(0, limit - used)} of {limit} left today ({used} used)."
 
 
 async def setup(bot: ImagineBot) -> None:

@@ -29,8 +29,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot import quota
+from bot.i18n import Texts
 from bot.models import FourKAccess, JobRecord, RoleLimit, ServerControls
-from cogs._render import CONTROLS_TEXT as TEXT
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -44,8 +44,8 @@ FIELD_MAX = 1024  # characters in an embed field's value
 MESSAGE_MAX = 2000
 
 
-def daily_text(daily: int | None) -> str:
-    return TEXT["no_limit"] if daily is None else TEXT["per_day"].format(count=f"{daily:,}")
+def daily_text(t: Texts, daily: int | None) -> str:
+    return t("controls-no-limit") if daily is None else t("controls-per-day", count=daily)
 
 
 def member_ref(user_id: int) -> str:
@@ -61,18 +61,18 @@ def split_words(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def _lines(lines: list[str], total: int) -> str:
+def _lines(t: Texts, lines: list[str], total: int) -> str:
     """Lines for an embed field: as many as fit, and how many more there are."""
     if not lines:
-        return TEXT["show.none"]
+        return t("controls-show-none")
     shown: list[str] = []
     for line in lines:
-        more = TEXT["show.more"].format(count=total - len(shown) - 1)
+        more = t("controls-show-more", count=total - len(shown) - 1)
         if len("\n".join([*shown, line, more])) > FIELD_MAX:
             break
         shown.append(line)
     if total > len(shown):
-        shown.append(TEXT["show.more"].format(count=total - len(shown)))
+        shown.append(t("controls-show-more", count=total - len(shown)))
     return "\n".join(shown)
 
 
@@ -194,15 +194,18 @@ class ServerSettings(commands.Cog):
             for job, channel_id in failed:
                 cursor = (job.finished_at or cursor[0], job.id)
                 if job.guild_id is not None and job.error_type not in self.QUIET_FAILURES:
-                    self.admin_log.post(
-                        job.guild_id, channel_id, self.failure_line(job), key=("failed", job.error_type)
-                    )
+                    line = self.failure_line(self.bot.job_texts(job, server=True), job)
+                    self.admin_log.post(job.guild_id, channel_id, line, key=("failed", job.error_type))
 
     @staticmethod
-    def failure_line(job: JobRecord) -> str:
-        reason = (job.error_type or "unknown").replace("_", " ")
-        return TEXT["log.failed"].format(
-            job=job.id, member=member_ref(job.user_id), channel=f"<#{job.channel_id}>", reason=reason
+    def failure_line(t: Texts, job: JobRecord) -> str:
+        """The log channel's line for a failed job, in the server's language (the reason is its code)."""
+        return t(
+            "controls-log-failed",
+            job=str(job.id),
+            member=member_ref(job.user_id),
+            channel=f"<#{job.channel_id}>",
+            reason=f"`{job.error_type or 'unknown'}`",
         )
 
     @commands.Cog.listener()
@@ -215,12 +218,13 @@ class ServerSettings(commands.Cog):
 
     async def _is_manager(self, interaction: Interaction) -> bool:
         """Discord's permission hint can be overridden in the server's settings, so check again here."""
+        t = self.bot.texts(interaction)
         if interaction.guild_id is None:
-            await self._say(interaction, TEXT["guild_only"])
+            await self._say(interaction, t("controls-guild-only"))
             return False
         if interaction.permissions.manage_guild:
             return True
-        await self._say(interaction, TEXT["not_manager"])
+        await self._say(interaction, t("controls-not-manager"))
         return False
 
     @staticmethod
@@ -228,13 +232,15 @@ class ServerSettings(commands.Cog):
         await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)
 
     async def _usable_role(self, interaction: Interaction, role: discord.Role, *, everyone: str) -> bool:
-        """A role that still exists in the server and is not @everyone (else the admin is told why)."""
+        """A role that still exists in the server and is not @everyone (else the admin is told why,
+        for @everyone with the message ``everyone``)."""
+        t = self.bot.texts(interaction)
         if role.is_default():
-            await self._say(interaction, TEXT[everyone])
+            await self._say(interaction, t(everyone))
             return False
         guild = interaction.guild
         if guild is None or guild.get_role(role.id) is None:
-            await self._say(interaction, TEXT["role_gone"])
+            await self._say(interaction, t("controls-role-gone"))
             return False
         return True
 
@@ -242,7 +248,7 @@ class ServerSettings(commands.Cog):
         # Discord enforces the option's range, but a modified client can send anything.
         if 0 <= daily <= quota.MAX_DAILY:
             return True
-        await self._say(interaction, TEXT["daily_range"].format(max=quota.MAX_DAILY))
+        await self._say(interaction, self.bot.texts(interaction)("controls-daily-range", max=quota.MAX_DAILY))
         return False
 
     # -- /settings show ---------------------------------------------------------------------------
@@ -252,6 +258,7 @@ class ServerSettings(commands.Cog):
         if not await self._is_manager(interaction):
             return
         assert interaction.guild_id is not None
+        t = self.bot.texts(interaction)
         guild_id = interaction.guild_id
         store = self.bot.store
         controls = await store.server_controls(guild_id)
@@ -260,50 +267,54 @@ class ServerSettings(commands.Cog):
         member_limits = await store.member_limits(guild_id, limit=SHOWN + 1)
         blocks = await store.blocked_members(guild_id, limit=SHOWN + 1)
 
-        embed = discord.Embed(title=TEXT["show.title"], colour=discord.Colour.blurple())
-        embed.add_field(name=TEXT["show.default"], value=daily_text(defaults.user_daily), inline=False)
+        embed = discord.Embed(title=t("controls-show-title"), colour=discord.Colour.blurple())
+        embed.add_field(name=t("controls-show-default"), value=daily_text(t, defaults.user_daily), inline=False)
         roles = sorted(controls.role_limits, key=lambda r: (r.daily is not None, -(r.daily or 0), r.role_id))
         embed.add_field(
-            name=TEXT["show.roles"],
-            value=_lines([self._by(f"{role_ref(r.role_id)}: {daily_text(r.daily)}", r) for r in roles], len(roles)),
+            name=t("controls-show-roles"),
+            value=_lines(
+                t, [self._by(t, f"{role_ref(r.role_id)}: {daily_text(t, r.daily)}", r) for r in roles], len(roles)
+            ),
             inline=False,
         )
         embed.add_field(
-            name=TEXT["show.members"],
+            name=t("controls-show-members"),
             value=_lines(
-                [self._by(f"{member_ref(m.user_id)}: {daily_text(m.daily)}", m) for m in member_limits[:SHOWN]],
+                t,
+                [self._by(t, f"{member_ref(m.user_id)}: {daily_text(t, m.daily)}", m) for m in member_limits[:SHOWN]],
                 len(member_limits),
             ),
             inline=False,
         )
         embed.add_field(
-            name=TEXT["show.blocked"],
-            value=_lines([self._by(member_ref(b.user_id), b) for b in blocks[:SHOWN]], len(blocks)),
+            name=t("controls-show-blocked"),
+            value=_lines(t, [self._by(t, member_ref(b.user_id), b) for b in blocks[:SHOWN]], len(blocks)),
             inline=False,
         )
-        embed.add_field(name=TEXT["show.4k"], value=self._four_k_text(controls.four_k, controls.four_k_roles))
+        embed.add_field(name=t("controls-show-4k"), value=self._four_k_text(t, controls.four_k, controls.four_k_roles))
         words = len(controls.blocked_words)
         embed.add_field(
-            name=TEXT["show.words"], value=TEXT["show.words_count"].format(count=words) if words else TEXT["show.none"]
+            name=t("controls-show-words"),
+            value=t("controls-show-words-count", count=words) if words else t("controls-show-none"),
         )
         channel = controls.log_channel_id
-        embed.add_field(name=TEXT["show.log"], value=f"<#{channel}>" if channel else TEXT["show.none"])
-        embed.set_footer(text=TEXT["show.footer"])
+        embed.add_field(name=t("controls-show-log"), value=f"<#{channel}>" if channel else t("controls-show-none"))
+        embed.set_footer(text=t("controls-show-footer"))
         await interaction.response.send_message(embed=embed, ephemeral=True, allowed_mentions=NO_PINGS)
 
     @staticmethod
-    def _by(what: str, entry: Any) -> str:
-        return TEXT["show.by"].format(what=what, by=member_ref(entry.set_by), at=int(entry.set_at))
+    def _by(t: Texts, what: str, entry: Any) -> str:
+        return t("controls-show-by", what=what, by=member_ref(entry.set_by), at=str(int(entry.set_at)))
 
     @staticmethod
-    def _four_k_text(access: FourKAccess, roles: tuple[int, ...]) -> str:
+    def _four_k_text(t: Texts, access: FourKAccess, roles: tuple[int, ...]) -> str:
         if access is FourKAccess.EVERYONE:
-            return TEXT["4k_everyone"]
+            return t("controls-4k-everyone")
         if access is FourKAccess.OFF:
-            return TEXT["4k_off"]
+            return t("controls-4k-off")
         if not roles:
-            return TEXT["4k_roles_none"]
-        return TEXT["4k_roles"].format(roles=", ".join(role_ref(r) for r in roles))
+            return t("controls-4k-roles-none")
+        return t("controls-4k-roles", roles=", ".join(role_ref(r) for r in roles))
 
     async def _forget_deleted_roles(
         self, interaction: Interaction, role_limits: tuple[RoleLimit, ...], four_k_roles: tuple[int, ...]
@@ -328,14 +339,15 @@ class ServerSettings(commands.Cog):
             return
         if not await self._valid_daily(interaction, daily):
             return
-        if not await self._usable_role(interaction, role, everyone="role_everyone"):
+        if not await self._usable_role(interaction, role, everyone="controls-role-everyone"):
             return
         assert interaction.guild_id is not None
+        t = self.bot.texts(interaction)
         value = daily or None
         await self.bot.store.set_role_limit(
             interaction.guild_id, role.id, value, by=interaction.user.id, now=self.bot.clock()
         )
-        await self._say(interaction, TEXT["role_limit_set"].format(role=role.mention, daily=daily_text(value)))
+        await self._say(interaction, t("controls-role-limit-set", role=role.mention, daily=daily_text(t, value)))
 
     @limit.command(name="member", description="Daily limit for one member, whatever their roles")
     @app_commands.describe(member="The member", daily="Images per UTC day for this member (0 = no limit)")
@@ -350,11 +362,12 @@ class ServerSettings(commands.Cog):
         if not await self._valid_daily(interaction, daily):
             return
         assert interaction.guild_id is not None
+        t = self.bot.texts(interaction)
         value = daily or None
         await self.bot.store.set_member_limit(
             interaction.guild_id, member.id, value, by=interaction.user.id, now=self.bot.clock()
         )
-        await self._say(interaction, TEXT["member_limit_set"].format(member=member.mention, daily=daily_text(value)))
+        await self._say(interaction, t("controls-member-limit-set", member=member.mention, daily=daily_text(t, value)))
 
     @limit.command(name="remove", description="Remove the limit of a role or of a member")
     @app_commands.describe(role="The role whose limit to remove", member="The member whose limit to remove")
@@ -366,18 +379,20 @@ class ServerSettings(commands.Cog):
     ) -> None:
         if not await self._is_manager(interaction):
             return
+        t = self.bot.texts(interaction)
         if role is None and member is None:
-            await self._say(interaction, TEXT["remove_what"])
+            await self._say(interaction, t("controls-remove-what"))
             return
         assert interaction.guild_id is not None
         answers = []
         if role is not None:
             removed = await self.bot.store.remove_role_limit(interaction.guild_id, role.id)
-            answers.append(TEXT["role_limit_removed" if removed else "role_limit_absent"].format(role=role.mention))
+            key = "controls-role-limit-removed" if removed else "controls-role-limit-absent"
+            answers.append(t(key, role=role.mention))
         if member is not None:
             removed = await self.bot.store.remove_member_limit(interaction.guild_id, member.id)
-            key = "member_limit_removed" if removed else "member_limit_absent"
-            answers.append(TEXT[key].format(member=member.mention))
+            key = "controls-member-limit-removed" if removed else "controls-member-limit-absent"
+            answers.append(t(key, member=member.mention))
         await self._say(interaction, "\n".join(answers))
 
     # -- /settings block, unblock ---------------------------------------------------------------------
@@ -391,7 +406,8 @@ class ServerSettings(commands.Cog):
         added = await self.bot.store.block_member(
             interaction.guild_id, member.id, by=interaction.user.id, now=self.bot.clock()
         )
-        await self._say(interaction, TEXT["blocked" if added else "already_blocked"].format(member=member.mention))
+        key = "controls-blocked" if added else "controls-already-blocked"
+        await self._say(interaction, self.bot.texts(interaction)(key, member=member.mention))
 
     @settings.command(name="unblock", description="Let a blocked member make images again")
     @app_commands.describe(member="The member to unblock")
@@ -400,7 +416,8 @@ class ServerSettings(commands.Cog):
             return
         assert interaction.guild_id is not None
         removed = await self.bot.store.unblock_member(interaction.guild_id, member.id)
-        await self._say(interaction, TEXT["unblocked" if removed else "not_blocked"].format(member=member.mention))
+        key = "controls-unblocked" if removed else "controls-not-blocked"
+        await self._say(interaction, self.bot.texts(interaction)(key, member=member.mention))
 
     # -- /settings 4k ---------------------------------------------------------------------------------
 
@@ -417,31 +434,33 @@ class ServerSettings(commands.Cog):
         if not await self._is_manager(interaction):
             return
         assert interaction.guild_id is not None
+        t = self.bot.texts(interaction)
         try:
             access = FourKAccess(who.value)
         except ValueError:  # a modified client
-            await self._say(interaction, TEXT["4k_unknown"])
+            await self._say(interaction, t("controls-4k-unknown"))
             return
         await self.bot.store.set_four_k(interaction.guild_id, access, by=interaction.user.id, now=self.bot.clock())
         controls = await self.bot.store.server_controls(interaction.guild_id)
-        await self._say(interaction, self._four_k_text(controls.four_k, controls.four_k_roles))
+        await self._say(interaction, self._four_k_text(t, controls.four_k, controls.four_k_roles))
 
     @four_k.command(name="add", description="Let a role make 4K images (4K then is for the listed roles only)")
     @app_commands.describe(role="The role that may use 4K")
     async def four_k_add(self, interaction: Interaction, role: discord.Role) -> None:
         if not await self._is_manager(interaction):
             return
-        if not await self._usable_role(interaction, role, everyone="role_everyone_4k"):
+        if not await self._usable_role(interaction, role, everyone="controls-role-everyone-4k"):
             return
         assert interaction.guild_id is not None
+        t = self.bot.texts(interaction)
         access = await self.bot.store.add_four_k_role(
             interaction.guild_id, role.id, by=interaction.user.id, now=self.bot.clock()
         )
         if access is FourKAccess.OFF:
-            await self._say(interaction, TEXT["4k_role_added_off"].format(role=role.mention))
+            await self._say(interaction, t("controls-4k-role-added-off", role=role.mention))
             return
         controls = await self.bot.store.server_controls(interaction.guild_id)
-        await self._say(interaction, self._four_k_text(controls.four_k, controls.four_k_roles))
+        await self._say(interaction, self._four_k_text(t, controls.four_k, controls.four_k_roles))
 
     @four_k.command(name="remove", description="Take 4K away from a listed role")
     @app_commands.describe(role="The role")
@@ -449,28 +468,30 @@ class ServerSettings(commands.Cog):
         if not await self._is_manager(interaction):
             return
         assert interaction.guild_id is not None
+        t = self.bot.texts(interaction)
         if not await self.bot.store.remove_four_k_role(interaction.guild_id, role.id):
-            await self._say(interaction, TEXT["4k_role_absent"].format(role=role.mention))
+            await self._say(interaction, t("controls-4k-role-absent", role=role.mention))
             return
         controls = await self.bot.store.server_controls(interaction.guild_id)
-        await self._say(interaction, self._four_k_text(controls.four_k, controls.four_k_roles))
+        await self._say(interaction, self._four_k_text(t, controls.four_k, controls.four_k_roles))
 
     # -- /settings words ---------------------------------------------------------------------------------
 
     async def _entries(self, interaction: Interaction, text: str) -> list[str] | None:
         """The comma-separated entries of ``text``, or ``None`` (and the admin told why) if one is unusable."""
+        t = self.bot.texts(interaction)
         entries = split_words(text)
         if not entries:
-            await self._say(interaction, TEXT["words_empty"])
+            await self._say(interaction, t("controls-words-empty"))
             return None
         for entry in entries:
             if len(entry) > quota.MAX_BLOCKED_WORD_CHARS:
                 await self._say(
-                    interaction, TEXT["word_too_long"].format(max=quota.MAX_BLOCKED_WORD_CHARS, length=len(entry))
+                    interaction, t("controls-word-too-long", max=quota.MAX_BLOCKED_WORD_CHARS, length=len(entry))
                 )
                 return None
             if not quota.phrase_key(entry):
-                await self._say(interaction, TEXT["word_no_letters"])
+                await self._say(interaction, t("controls-word-no-letters"))
                 return None
         return entries
 
@@ -490,16 +511,17 @@ class ServerSettings(commands.Cog):
             now=self.bot.clock(),
             max_words=quota.MAX_BLOCKED_WORDS,
         )
+        t = self.bot.texts(interaction)
         if result is None:
             count = len((await self.bot.store.server_controls(interaction.guild_id)).blocked_words)
             adding = len({quota.phrase_key(e) for e in entries})
             await self._say(
-                interaction, TEXT["words_full"].format(max=quota.MAX_BLOCKED_WORDS, count=count, adding=adding)
+                interaction, t("controls-words-full", max=quota.MAX_BLOCKED_WORDS, count=count, adding=adding)
             )
             return
         await self._say(
             interaction,
-            TEXT["words_added"].format(added=len(result.added), present=len(result.present), total=result.total),
+            t("controls-words-added", added=len(result.added), present=len(result.present), total=result.total),
         )
 
     @words.command(name="remove", description="Unblock words or phrases")
@@ -511,30 +533,32 @@ class ServerSettings(commands.Cog):
         entries = await self._entries(interaction, words)
         if entries is None:
             return
+        t = self.bot.texts(interaction)
         removed = await self.bot.store.remove_blocked_words(interaction.guild_id, entries)
         if not removed:
-            await self._say(interaction, TEXT["words_none_removed"])
+            await self._say(interaction, t("controls-words-none-removed"))
             return
         total = len((await self.bot.store.server_controls(interaction.guild_id)).blocked_words)
-        await self._say(interaction, TEXT["words_removed"].format(removed=len(removed), total=total))
+        await self._say(interaction, t("controls-words-removed", removed=len(removed), total=total))
 
     @words.command(name="list", description="Show the blocked words and phrases (only to you)")
     async def words_list(self, interaction: Interaction) -> None:
         if not await self._is_manager(interaction):
             return
         assert interaction.guild_id is not None
+        t = self.bot.texts(interaction)
         words = (await self.bot.store.server_controls(interaction.guild_id)).blocked_words
         if not words:
-            await self._say(interaction, TEXT["words_list_empty"])
+            await self._say(interaction, t("controls-words-list-empty"))
             return
         lines = "\n".join(f"• {discord.utils.escape_markdown(w)}" for w in words)
-        text = TEXT["words_list"].format(count=len(words), words=lines)
+        text = t("controls-words-list", count=len(words)) + "\n" + lines  # a placeable holds at most 1,000 characters
         if len(text) <= MESSAGE_MAX:
             await self._say(interaction, text)
             return
         listing = discord.File(io.BytesIO("\n".join(words).encode()), filename="blocked-words.txt")
         await interaction.response.send_message(
-            TEXT["words_list_file"].format(count=len(words)), file=listing, ephemeral=True, allowed_mentions=NO_PINGS
+            t("controls-words-list-file", count=len(words)), file=listing, ephemeral=True, allowed_mentions=NO_PINGS
         )
 
     # -- /settings log-channel ---------------------------------------------------------------------------
@@ -545,11 +569,12 @@ class ServerSettings(commands.Cog):
         if not await self._is_manager(interaction):
             return
         assert interaction.guild_id is not None
+        t = self.bot.texts(interaction)
         if channel is not None:
             me = channel.guild.me
             perms = channel.permissions_for(me) if me is not None else None
             if perms is not None and not (perms.view_channel and perms.send_messages):
-                await self._say(interaction, TEXT["log_channel_no_access"].format(channel=channel.mention))
+                await self._say(interaction, t("controls-log-channel-no-access", channel=channel.mention))
                 return
         await self.bot.store.set_log_channel(
             interaction.guild_id,
@@ -558,9 +583,9 @@ class ServerSettings(commands.Cog):
             now=self.bot.clock(),
         )
         if channel is None:
-            await self._say(interaction, TEXT["log_channel_off"])
+            await self._say(interaction, t("controls-log-channel-off"))
         else:
-            await self._say(interaction, TEXT["log_channel_set"].format(channel=channel.mention))
+            await self._say(interaction, t("controls-log-channel-set", channel=channel.mention))
 
 
 async def setup(bot: ImagineBot) -> None:

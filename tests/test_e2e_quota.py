@@ -243,7 +243,7 @@ async def test_quota_reset_of_one_member_gives_their_use_back(world: StartWorld)
     await delivered(rig, await rig.imagine(rig.fake.bob, prompt="bob's owl"))
     assert "daily image limit" in await private_answer(await rig.imagine(rig.fake.alice, prompt="again"))
     text = await private_answer(await quota(rig, "reset", rig.fake.manager, member=rig.fake.alice))
-    assert f"<@{rig.fake.alice.id}>" in text and "1 image(s) given back" in text
+    assert f"<@{rig.fake.alice.id}>" in text and "1 image given back" in text
     assert await used_today(rig, rig.fake.alice) == (0, 1)
     await delivered(rig, await rig.imagine(rig.fake.alice, prompt="alice's second owl"))
     assert "daily image limit" in await private_answer(await rig.imagine(rig.fake.bob, prompt="bob again"))

@@ -160,7 +160,7 @@ async def test_two_roles_give_the_larger_allowance_and_an_override_beats_both(wo
     assert "1 a day" in await answer(rig, "limit member", member=dave, daily=1)
     assert "2 of 1" in await private_answer(await rig.imagine(dave, prompt="over dave's own limit"))
     usage = await private_answer(await rig.fake.invoke("usage", dave))
-    assert "0 of 1 left" in usage and CONTROLS_TEXT["usage.from_member"] in usage, usage
+    assert "0 of 1 left" in usage and "set for you by an admin" in usage, usage
     # 0 is "no limit", as in /quota set; removing the override brings the roles back.
     assert "no limit" in await answer(rig, "limit member", member=dave, daily=0)
     await delivered(rig, await rig.imagine(dave, prompt="dave unlimited"))

@@ -1945,6 +1945,7 @@ class FakeDiscord:
         data: JSON,
         message: FakeMessage | None = None,
         parent: FakeInteraction | None = None,
+        locale: str = "en-US",
     ) -> FakeInteraction:
         if self.channel_deleted(channel):
             raise DiscordRejected(f"channel {channel.name!r} was deleted")
@@ -1958,7 +1959,7 @@ class FakeDiscord:
             "version": 1,
             "data": data,
             "channel_id": channel.id,
-            "locale": "en-US",
+            "locale": locale,
             "entitlements": [],
             "entitlement_sku_ids": [],
             "attachment_size_limit": self.attachment_size_limit,
@@ -2197,11 +2198,13 @@ class FakeDiscord:
         guild: bool = True,
         validate: bool = True,
         override_permissions: bool = False,
+        locale: str = "en-US",
     ) -> FakeInteraction:
         """Run slash command ``name`` as ``user`` (``"group sub"`` names work too).
 
         Options are typed from the definitions the bot synced. With ``validate`` the fake refuses
-        (``DiscordRejected``, nothing sent) what Discord's client would not send.
+        (``DiscordRejected``, nothing sent) what Discord's client would not send. ``locale`` is the
+        member's client language.
         """
         where = self._context_channel(user, channel, guild)
         data = self._command_data(
@@ -2215,7 +2218,7 @@ class FakeDiscord:
             override_permissions=override_permissions,
         )
         interaction = self._new_interaction(
-            itype=InteractionType.APPLICATION_COMMAND, user=user, channel=where, data=data
+            itype=InteractionType.APPLICATION_COMMAND, user=user, channel=where, data=data, locale=locale
         )
         return await self._deliver(interaction)
 
@@ -2349,9 +2352,15 @@ class FakeDiscord:
         return target, component
 
     async def press_button(
-        self, message: FakeMessage | str, custom_id: str, user: FakeUser, *, validate: bool = True
+        self,
+        message: FakeMessage | str,
+        custom_id: str,
+        user: FakeUser,
+        *,
+        validate: bool = True,
+        locale: str = "en-US",
     ) -> FakeInteraction:
-        """``user`` clicks button ``custom_id`` (MESSAGE_COMPONENT, component_type 2)."""
+        """``user`` clicks button ``custom_id`` (MESSAGE_COMPONENT, component_type 2) in client language ``locale``."""
         target, component = self._component_target(message, custom_id, user, {2}, validate)
         if validate and component is not None and component.get("style") in (5, 6):
             raise DiscordRejected("link/premium buttons do not send interactions")
@@ -2360,7 +2369,12 @@ class FakeDiscord:
         if component is not None and component.get("id") is not None:
             data["id"] = component["id"]
         interaction = self._new_interaction(
-            itype=InteractionType.MESSAGE_COMPONENT, user=user, channel=channel, data=data, message=target
+            itype=InteractionType.MESSAGE_COMPONENT,
+            user=user,
+            channel=channel,
+            data=data,
+            message=target,
+            locale=locale,
         )
         return await self._deliver(interaction)
 
