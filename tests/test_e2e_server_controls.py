@@ -10,9 +10,9 @@ from typing import Any, cast
 
 import pytest
 
+from bot.i18n import Catalog
 from bot.models import FourKAccess, JobState, ServerControls
 from bot.quota import MAX_BLOCKED_WORDS, utc_day
-from cogs._render import CONTROLS_TEXT
 from cogs.settings import ServerSettings
 from tests.conftest import StartWorld
 from tests.fakediscord import (
@@ -28,6 +28,11 @@ from tests.fakediscord import (
 from tests.fakediscord import payloads as P
 from tests.harness import Rig
 from tests.test_e2e_imagine import EPHEMERAL, private_answer
+
+
+def TEXT(key: str) -> str:
+    return Catalog().text("en", key)
+
 
 FAST = {"job_duration": 0.01}
 
@@ -198,7 +203,7 @@ async def test_a_blocked_member_is_refused_privately_with_nothing_reserved(world
     assert "already blocked" in await answer(rig, "block", member=rig.fake.bob)
 
     refusal = await refused_with_nothing_reserved(rig, await rig.imagine(rig.fake.bob, prompt="a cat"), rig.fake.bob)
-    assert refusal == CONTROLS_TEXT["refused.blocked_member"]
+    assert refusal == TEXT("controls-refused-blocked-member")
     # The buttons under someone else's image go through the same checks.
     click = await rig.fake.press_button(image, f"imagine:reroll:{parent.id}", rig.fake.bob)
     assert await refused_with_nothing_reserved(rig, click, rig.fake.bob) == refusal
@@ -227,7 +232,7 @@ async def test_a_blocked_word_refuses_the_job_privately_with_nothing_reserved(wo
     carol = rig.fake.add_member("carol")
     for prompt in ("a creme brulee", "CRÈME on a plate", "a Forbidden   Fruit tree", "the forbidden-fruit"):
         text = await refused_with_nothing_reserved(rig, await rig.imagine(carol, prompt=prompt), carol)
-        assert text == CONTROLS_TEXT["refused.blocked_words"]
+        assert text == TEXT("controls-refused-blocked-words")
         assert "crème" not in text.casefold() and "creme" not in text.casefold() and "forbidden" not in text
     # Whole words only: inside another word, or only part of a phrase, does not match.
     for prompt in ("a crèmerie in Paris", "forbidden fruity drinks", "fruit that is forbidden"):
@@ -261,11 +266,11 @@ async def test_4k_for_listed_roles_only_or_off(world: StartWorld) -> None:
     refusal = await refused_with_nothing_reserved(
         rig, await rig.imagine(rig.fake.alice, prompt="big", resolution="4K"), rig.fake.alice
     )
-    assert refusal == CONTROLS_TEXT["refused.4k_roles"]
+    assert refusal == TEXT("controls-refused-4k-roles")
     await accepted(await rig.imagine(rig.fake.alice, prompt="not so big", resolution="2K"))
 
     assert "off" in await answer(rig, "4k access", who="off")
-    assert CONTROLS_TEXT["refused.4k_off"] == await private_answer(
+    assert TEXT("controls-refused-4k-off") == await private_answer(
         await rig.imagine(carol, prompt="big again", resolution="4K")
     )
     assert "Everyone" in await answer(rig, "4k access", who="everyone")
@@ -460,7 +465,7 @@ async def test_a_log_channel_the_bot_cannot_post_in(world: StartWorld, caplog: p
     await answer(rig, "block", member=rig.fake.bob)
     with caplog.at_level(logging.WARNING, logger="cogs.settings"):
         text = await private_answer(await rig.imagine(rig.fake.bob, prompt="a cat"))
-        assert text == CONTROLS_TEXT["refused.blocked_member"]
+        assert text == TEXT("controls-refused-blocked-member")
         await rig.fake.wait_until(
             lambda: any("could not post in the log channel" in r.getMessage() for r in caplog.records),
             5.0,
