@@ -586,25 +586,29 @@ class Profiler:
 
 
 def profile_summary(path: Path, top: int = 15) -> list[str]:
-    """The functions with the most samples in a collapsed-stack profile: inclusive (on the stack)
-    and self (running), as shares of all samples."""
+    """Where the CPU went in a collapsed-stack profile: the project's functions by share of samples
+    on the stack (``bot/``, ``cogs/``), and the functions that were running. Samples waiting in
+    the event loop's ``select`` are idle time and left out."""
     inclusive: dict[str, int] = {}
     own: dict[str, int] = {}
-    total = 0
+    total = idle = 0
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
+        frames = stack.split(";")
+        if frames[-1].startswith("EpollSelector.select") or frames[-1].startswith("select ("):
+            idle += count
+            continue
         total += count
-        frames = [re.sub(r"\s*\(/[^)]*/(site-packages/)?", " (", f) for f in stack.split(";")]
-        for frame in set(frames):
+        for frame in {f for f in frames if " (bot/" in f or " (cogs/" in f}:
             inclusive[frame] = inclusive.get(frame, 0) + count
         own[frames[-1]] = own.get(frames[-1], 0) + count
     if not total:
         return ["(no samples)"]
-    lines = [f"{total} samples"]
-    lines += ["on the stack:"] + [
+    lines = [f"{total} busy samples ({idle} idle in select left out); shares of the busy ones"]
+    lines += ["the project's functions, on the stack:"] + [
         f"  {100 * n / total:5.1f}%  {f}" for f, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]
     ]
     lines += ["running:"] + [
