@@ -530,6 +530,20 @@ def final_state(message: FakeMessage | None) -> str | None:
     return None
 
 
+def ending(interaction: FakeInteraction, now: float) -> str | None:
+    """How an interaction ended for its member: :func:`final_state` of its reply, or ``not
+    acknowledged in time`` once Discord's deadline for the first answer passed without one (the
+    member sees "The application did not respond"); None while it may still go on."""
+    state = final_state(interaction.original())
+    if (
+        state is None
+        and not interaction.responses
+        and now - interaction.created_at > interaction.fake.callback_deadline + 1
+    ):
+        return "not acknowledged in time"
+    return state
+
+
 def visible_state(snapshot: Any) -> tuple[object, ...]:
     """What a member sees of a version of the reply, without the elapsed time and the estimate
     (those are refreshes, not state changes): loading, title, status line, whether there is an image."""

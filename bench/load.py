@@ -22,7 +22,8 @@ py-spy (``pip install py-spy``) during the run and prints where its CPU went.
 
 It prints (times from the fake Discord and the simulator, which share the machine's monotonic clock):
 
-- jobs: sent, acknowledged, submitted upstream, completed upstream, delivered, failed;
+- jobs: sent, acknowledged, submitted upstream, completed upstream, delivered, failed, not
+  acknowledged within Discord's 3 s (the member sees "The application did not respond");
 - submit delay (interaction sent → submit received by the simulator) p50 / p99 / max, split at the
   bot's defer callback, and into steps with the times the bot's database records (when it began
   creating the job, when it began the submit);
@@ -70,7 +71,7 @@ from bench._common import (
     apply_discord_limits,
     bot_env,
     buckets,
-    final_state,
+    ending,
     free_port,
     highest_bucket,
     histogram_quantile,
@@ -240,7 +241,7 @@ async def wait_until_done(
             await asyncio.sleep(0.25)
             if sender.done():
                 sender.result()  # a failure to send is a failure of the bench
-            finals = Counter(final_state(i.original()) for i in sent)
+            finals = Counter(ending(i, fake.clock()) for i in sent)
             done = len(sent) - finals[None]
             now = time.monotonic()
             if sender.done() and done >= args.jobs:
@@ -253,6 +254,7 @@ async def wait_until_done(
                 print(
                     f"  … {now - started:5.0f} s: sent {len(sent)}, submitted {created}, completed upstream "
                     f"{completed}, delivered {finals['image']}, failed {finals['failed']}, "
+                    f"not acknowledged in time {finals['not acknowledged in time']}, "
                     f"429s {fake.rate_limited_count}",
                     flush=True,
                 )
@@ -290,7 +292,7 @@ def report(run: Run) -> dict[str, bool]:
     ours = 0
     for i, interaction in enumerate(run.interactions):
         message = interaction.original()
-        finals[final_state(message) or "no final state"] += 1
+        finals[ending(interaction, run.ended) or "no final state"] += 1
         job = by_prompt.get(prompt_of(i))
         if job is None:
             continue
