@@ -33,10 +33,10 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot.devtools.fakediscord import FakeChannel, FakeDiscord, FakeInteraction, FakeMessage, FakeUser, MessageFlag
+from bot.devtools.fakediscord.ratelimit import RateLimitRule
 from bot.metrics import discord_route
 from bot.simulator import SimulatorOptions, run_simulator
-from tests.fakediscord import FakeChannel, FakeDiscord, FakeInteraction, FakeMessage, FakeUser, MessageFlag
-from tests.fakediscord.ratelimit import RateLimitRule
 
 ROOT = Path(__file__).resolve().parent.parent
 SIM_KEY = "bench-upstream-key"

@@ -92,8 +92,8 @@ from bench._common import (
     send_imagines,
     visible_state,
 )
+from bot.devtools.fakediscord import FakeDiscord, FakeInteraction
 from bot.simulator import SimulatorOptions
-from tests.fakediscord import FakeDiscord, FakeInteraction
 
 MAX_JOBS = 20_000
 

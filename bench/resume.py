@@ -66,9 +66,9 @@ from bench._common import (
     seconds,
     send_imagines,
 )
+from bot.devtools.fakediscord import FakeDiscord, FakeInteraction
 from bot.jobrun import TrackerSettings
 from bot.simulator import SimulatorOptions
-from tests.fakediscord import FakeDiscord, FakeInteraction
 
 AFTER_RESTART = (2.0, 12.0)  # the jobs still running finish this many seconds after the restart
 

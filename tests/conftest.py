@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from bot.devtools.fakediscord import FakeDiscord
 from bot.simulator import SimulatorOptions, run_simulator
-from tests.fakediscord import FakeDiscord
 from tests.harness import SIM_KEY, Rig, running_bot
 
 StartWorld = Callable[..., Awaitable[Rig]]

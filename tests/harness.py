@@ -27,13 +27,13 @@ from PIL import Image
 from bot.__main__ import tracker_settings
 from bot.app import ImagineBot, configure_discord_endpoints
 from bot.config import Settings
+from bot.devtools.fakediscord import FakeDiscord, FakeInteraction, FakeMessage, FakeUser, wait_until
 from bot.metrics import Metrics
 from bot.models import JobRecord
 from bot.queue import QueueClient, RetryPolicy
 from bot.simulator import Simulator
 from bot.storage.sqlite import SqliteStore
 from bot.tracker import JobTracker
-from tests.fakediscord import FakeDiscord, FakeInteraction, FakeMessage, FakeUser, wait_until
 
 SIM_KEY = "e2e-upstream-key"
 READY_TIMEOUT = 5.0

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.devtools.fakediscord import FakeDiscord, FakeInteraction, FakeMessage, FakeUser, wait_until
 from bot.simulator import Fault, Simulator, SimulatorOptions, run_simulator
-from tests.fakediscord import FakeDiscord, FakeInteraction, FakeMessage, FakeUser, wait_until
 from tests.harness import SIM_KEY, BotProcess, decoded_size, settings_env, settings_for
 
 JOBS = 30

@@ -13,13 +13,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bot.devtools.fakediscord import FakeDiscord, FakeInteraction, FakeMessage, FakeUser, Permission
+from bot.devtools.fakediscord.state import iter_components
 from bot.models import JobRecord, JobState, Usage
 from bot.queue import GenerationRequest, QueueClient
 from bot.quota import utc_day
 from bot.simulator import Fault, SimJob, SimulatorOptions, run_simulator
 from tests.conftest import StartWorld
-from tests.fakediscord import FakeDiscord, FakeInteraction, FakeMessage, FakeUser, Permission
-from tests.fakediscord.state import iter_components
 from tests.harness import SIM_KEY, Rig, embed_text, running_bot
 
 X = "❌"

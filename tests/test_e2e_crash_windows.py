@@ -17,13 +17,13 @@ from typing import Any
 
 import pytest
 
+from bot.devtools.fakediscord import FakeDiscord, FakeInteraction, FakeMessage, wait_until
 from bot.models import JobRecord, JobState
 from bot.queue import QueueClient
 from bot.simulator import Simulator, SimulatorOptions, run_simulator
 from bot.storage.sqlite import SqliteStore
 from cogs._reply import ReplyPresenter
 from cogs.imagine import Imagine
-from tests.fakediscord import FakeDiscord, FakeInteraction, FakeMessage, wait_until
 from tests.harness import SIM_KEY, Rig, embed_text, png_bytes, running_bot
 
 

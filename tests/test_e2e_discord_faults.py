@@ -13,11 +13,11 @@ import time
 import discord
 import pytest
 
+from bot.devtools.fakediscord import FakeInteraction, FakeMessage, LoggedRequest, Permission, wait_until
 from bot.models import FailureReason, JobRecord, JobState
 from bot.simulator import SimJob
 from bot.tracker import TrackerSettings
 from tests.conftest import StartWorld
-from tests.fakediscord import FakeInteraction, FakeMessage, LoggedRequest, Permission, wait_until
 from tests.harness import Rig, embed_text
 
 # Past the interaction token's 15 minutes (with the presenter's margin): every edit uses the bot token.

@@ -6,12 +6,12 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+from bot.devtools.fakediscord import FakeDiscord, FakeInteraction, FakeMessage, FakeUser
+from bot.devtools.fakediscord.state import iter_components
 from bot.models import JobRecord, JobState
 from bot.simulator import SimulatorOptions, run_simulator
 from cogs.followups import UPSCALE_PROMPT, vary_prompt
 from tests.conftest import StartWorld
-from tests.fakediscord import FakeDiscord, FakeInteraction, FakeMessage, FakeUser
-from tests.fakediscord.state import iter_components
 from tests.harness import SIM_KEY, Rig, embed_text, png_bytes, running_bot
 
 EPHEMERAL = 64

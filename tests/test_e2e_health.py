@@ -13,10 +13,10 @@ import discord
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot.devtools.fakediscord import FakeDiscord, wait_until
 from bot.health import HealthServer, serve_health
 from bot.metrics import Metrics
 from bot.simulator import SimulatorOptions, run_simulator
-from tests.fakediscord import FakeDiscord, wait_until
 from tests.harness import SIM_KEY, BotProcess, Rig, embed_text, running_bot, settings_env, settings_for
 
 

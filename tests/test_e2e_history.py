@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
+from bot.devtools.fakediscord import DiscordRejected, FakeDiscord, FakeInteraction, FakeMessage, FakeUser
+from bot.devtools.fakediscord.state import iter_components
 from bot.models import JobRecord, JobState, NewJob
 from bot.simulator import SimulatorOptions, run_simulator
 from tests.conftest import StartWorld
-from tests.fakediscord import DiscordRejected, FakeDiscord, FakeInteraction, FakeMessage, FakeUser
-from tests.fakediscord.state import iter_components
 from tests.harness import SIM_KEY, Rig, embed_text, running_bot
 from tests.test_e2e_cancel import block_queue, start_job
 

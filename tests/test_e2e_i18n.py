@@ -3,8 +3,8 @@ the command picker, through the fake Discord and the simulator."""
 
 from __future__ import annotations
 
+from bot.devtools.fakediscord.state import iter_components
 from tests.conftest import StartWorld
-from tests.fakediscord.state import iter_components
 from tests.harness import embed_text
 from tests.test_e2e_cancel import block_queue
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import aiohttp
 from PIL import Image
 
+from bot.devtools.fakediscord import FakeClock, FakeDiscord, FakeInteraction, FakeMessage, Permission
 from bot.queue import GenerationRequest, QueueClient
 from bot.simulator import SimJob, SimulatorOptions, run_simulator
 from tests.conftest import StartWorld
-from tests.fakediscord import FakeClock, FakeDiscord, FakeInteraction, FakeMessage, Permission
 from tests.harness import (
     SIM_KEY,
     BotProcess,

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from bot.devtools.fakediscord import DiscordRejected, FakeInteraction, FakeUser
 from bot.models import JobState
 from bot.quota import next_reset, utc_day
 from tests.conftest import StartWorld
-from tests.fakediscord import DiscordRejected, FakeInteraction, FakeUser
 from tests.harness import Rig, embed_text
 from tests.test_e2e_imagine import EPHEMERAL, private_answer
 

@@ -10,12 +10,7 @@ from typing import Any, cast
 
 import pytest
 
-from bot.i18n import Catalog
-from bot.models import FourKAccess, JobState, ServerControls
-from bot.quota import MAX_BLOCKED_WORDS, utc_day
-from cogs.settings import ServerSettings
-from tests.conftest import StartWorld
-from tests.fakediscord import (
+from bot.devtools.fakediscord import (
     DiscordRejected,
     FakeInteraction,
     FakeMessage,
@@ -25,7 +20,12 @@ from tests.fakediscord import (
     Permission,
     wait_until,
 )
-from tests.fakediscord import payloads as P
+from bot.devtools.fakediscord import payloads as P
+from bot.i18n import Catalog
+from bot.models import FourKAccess, JobState, ServerControls
+from bot.quota import MAX_BLOCKED_WORDS, utc_day
+from cogs.settings import ServerSettings
+from tests.conftest import StartWorld
 from tests.harness import Rig
 from tests.test_e2e_imagine import EPHEMERAL, private_answer
 

@@ -7,10 +7,10 @@ import contextlib
 import sqlite3
 from pathlib import Path
 
+from bot.devtools.fakediscord import FakeDiscord, FakeInteraction, wait_until
 from bot.i18n import Catalog
 from bot.simulator import Fault, SimulatorOptions, run_simulator
 from tests.conftest import StartWorld
-from tests.fakediscord import FakeDiscord, FakeInteraction, wait_until
 from tests.harness import SIM_KEY, BotProcess, decoded_size, embed_text, settings_env, settings_for
 
 EPHEMERAL = 64

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from bot.devtools.fakediscord import FakeDiscord
 from bot.simulator import SimulatorOptions, run_simulator
 from tests.conftest import StartWorld
-from tests.fakediscord import FakeDiscord
 from tests.harness import SIM_KEY, running_bot
 
 

@@ -14,7 +14,7 @@ import yarl
 from discord import app_commands
 from discord.ext import commands
 
-from tests.fakediscord import (
+from bot.devtools.fakediscord import (
     DiscordRejected,
     FakeClock,
     FakeDiscord,
@@ -25,7 +25,7 @@ from tests.fakediscord import (
     PermissionOverwrite,
     wait_until,
 )
-from tests.fakediscord.validation import compute_pings, validate_command_definitions, validate_modal
+from bot.devtools.fakediscord.validation import compute_pings, validate_command_definitions, validate_modal
 
 PNG_1x1 = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"

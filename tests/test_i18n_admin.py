@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from bot.devtools.fakediscord import FakeInteraction, FakeUser
 from tests.conftest import StartWorld
-from tests.fakediscord import FakeInteraction, FakeUser
 from tests.harness import Rig
 from tests.test_e2e_history import buttons, description, make_images, page, private_message
 from tests.test_e2e_imagine import EPHEMERAL, private_answer

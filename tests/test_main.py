@@ -14,8 +14,8 @@ import discord
 
 from bot.__main__ import run
 from bot.config import Settings
+from bot.devtools.fakediscord import FakeDiscord
 from bot.simulator import SimulatorOptions, run_simulator
-from tests.fakediscord import FakeDiscord
 from tests.harness import SIM_KEY, settings_env, settings_for
 from tests.test_store_open import assert_permissions_apply, run_unprivileged, up_to_date_database
 

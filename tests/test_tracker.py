@@ -11,13 +11,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bot.devtools.fakediscord import wait_until
 from bot.events import Cancelled, CancelResult, Delivery, Failure, JobEvent, Progress
 from bot.models import FailureReason, JobRecord, JobState, NewJob
 from bot.queue import QueueClient, RetryPolicy
 from bot.simulator import Fault, Simulator, SimulatorOptions, run_simulator
 from bot.storage.sqlite import SqliteStore
 from bot.tracker import JobTracker, TrackerSettings
-from tests.fakediscord import wait_until
 
 KEY = "sim-key-for-tracker-tests"
 FAST = TrackerSettings(poll_min_interval=0.02, poll_max_interval=0.05, job_timeout=30, status_edit_interval=0.05)
