@@ -62,6 +62,7 @@ async def run(
         await resources.enter_async_context(watch_loop_lag(metrics.loop_lag))
         session = await resources.enter_async_context(aiohttp.ClientSession())
         store = await resources.enter_async_context(open_store(settings.database_url))
+        await store.claim_shards()  # before any job is resumed
         queue = QueueClient(
             session,
             base_url=settings.odirouter_base_url,

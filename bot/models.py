@@ -73,6 +73,44 @@ class NewJob:
     guild_locale: str | None = None
 
 
+def shard_of(guild_id: int | None, shard_count: int) -> int:
+    """Discord's rule for the shard that receives a server's events; direct messages go to shard 0."""
+    if guild_id is None:
+        return 0
+    return (guild_id >> 22) % shard_count
+
+
+SINGLE_OWNER = "main"
+
+
+@dataclass(frozen=True, slots=True)
+class Ownership:
+    """Which jobs this process may change: those of the servers on its shards.
+
+    ``owner`` names the process in the ``jobs.owner`` column; every state change of a job is
+    conditioned on it. The default is one process with every server (one shard, shard 0).
+    """
+
+    owner: str = SINGLE_OWNER
+    shard_count: int = 1
+    shard_ids: frozenset[int] = frozenset({0})
+
+    def __post_init__(self) -> None:
+        if not self.owner:
+            raise ValueError("an owner must have a name")
+        if self.shard_count < 1:
+            raise ValueError("the shard count must be at least 1")
+        if not self.shard_ids or any(not 0 <= s < self.shard_count for s in self.shard_ids):
+            raise ValueError(f"shard ids must be between 0 and {self.shard_count - 1}")
+
+    def shard_of(self, guild_id: int | None) -> int:
+        return shard_of(guild_id, self.shard_count)
+
+    def owns(self, guild_id: int | None) -> bool:
+        """Whether the server's jobs (a direct message's: ``None``) are this process's."""
+        return self.shard_of(guild_id) in self.shard_ids
+
+
 class Action(StrEnum):
     """How a job was made: by a command, or by a button under a finished image."""
 
@@ -124,6 +162,10 @@ class JobRecord:
     action: str | None = None
     locale: str | None = None
     guild_locale: str | None = None
+    # Sharding: the shard of the job's server, and the process that may change the job (``None``:
+    # left for whoever owns that shard; see :class:`Ownership`).
+    shard_id: int = 0
+    owner: str | None = None
 
     @property
     def reference_count(self) -> int:

@@ -36,7 +36,7 @@ from bot.jobrun import (
 )
 from bot.models import JobRecord, JobState
 from bot.queue import CancelOutcome, QueueClient
-from bot.storage import Store
+from bot.storage import NotOwnerError, Store
 from bot.timing import TimingModel
 
 __all__ = ["JobTracker", "TrackerSettings"]
@@ -141,6 +141,8 @@ class JobTracker:
                 self._telling.add(job.id)
                 try:
                     await tell(self._ctx, job, event)
+                except NotOwnerError as exc:  # another process took the job meanwhile: it tells
+                    log.info("left the job to its owner: %s", exc, extra=log_fields(job))
                 finally:
                     self._telling.discard(job.id)
         return adopted
@@ -192,7 +194,10 @@ class JobTracker:
                 del self._runs[job.id]
                 self._cancels.forget(job.id)
             if not finished.cancelled() and (exc := finished.exception()) is not None:
-                log.error("the job's task crashed; the sweep will pick it up", exc_info=exc, extra=log_fields(job))
+                if isinstance(exc, NotOwnerError):
+                    log.info("stopped following the job: %s", exc, extra=log_fields(job))
+                else:
+                    log.error("the job's task crashed; the sweep will pick it up", exc_info=exc, extra=log_fields(job))
 
         task.add_done_callback(done)
         return True

@@ -12,6 +12,7 @@ import pytest
 from bot.devtools.fakediscord import FakeDiscord
 from bot.simulator import SimulatorOptions, run_simulator
 from tests.harness import SIM_KEY, Rig, running_bot
+from tests.stores import OpenStore, sqlite_url, store_opener
 
 StartWorld = Callable[..., Awaitable[Rig]]
 
@@ -40,3 +41,23 @@ async def world(tmp_path: Path) -> AsyncIterator[StartWorld]:
             )
 
         yield start
+
+
+@pytest.fixture(params=["sqlite"])
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """The storage tests run once per backend."""
+    return str(request.param)
+
+
+@pytest.fixture
+async def database_url(store_backend: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database of ``store_backend`` for one test."""
+    yield sqlite_url(tmp_path)
+
+
+@pytest.fixture
+async def open_test_store(database_url: str) -> AsyncIterator[OpenStore]:
+    """``store = await open_test_store(ownership=...)``: one more store (one more process's) on the
+    test's database; every one is closed after the test."""
+    async with store_opener(database_url) as opener:
+        yield opener

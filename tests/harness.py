@@ -29,10 +29,10 @@ from bot.app import ImagineBot, configure_discord_endpoints
 from bot.config import Settings
 from bot.devtools.fakediscord import FakeDiscord, FakeInteraction, FakeMessage, FakeUser, wait_until
 from bot.metrics import Metrics
-from bot.models import JobRecord
+from bot.models import JobRecord, Ownership
 from bot.queue import QueueClient, RetryPolicy
 from bot.simulator import Simulator
-from bot.storage.sqlite import SqliteStore
+from bot.storage import Store, open_store
 from bot.tracker import JobTracker
 
 SIM_KEY = "e2e-upstream-key"
@@ -91,7 +91,7 @@ class Rig:
     fake: FakeDiscord
     sim: Simulator
     bot: ImagineBot
-    store: SqliteStore
+    store: Store
     settings: Settings
 
     async def imagine(self, user: FakeUser, *, validate: bool = True, **options: Any) -> FakeInteraction:
@@ -161,6 +161,7 @@ async def running_bot(
     force_sync: bool = False,
     clock: Callable[[], float] = time.time,
     metrics: Metrics | None = None,
+    ownership: Ownership | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Rig]:
     """Run the bot in this event loop until the block ends; then close it before the fakes."""
@@ -168,8 +169,9 @@ async def running_bot(
     saved = (discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY)
     configure_discord_endpoints(settings)
     try:
-        async with aiohttp.ClientSession() as session:
-            store = await SqliteStore.open(str(db_path))
+        async with aiohttp.ClientSession() as session, contextlib.AsyncExitStack() as stack:
+            store = await stack.enter_async_context(open_store(settings.database_url, ownership=ownership))
+            await store.claim_shards()
             queue = QueueClient(
                 session,
                 base_url=settings.odirouter_base_url,
@@ -204,7 +206,6 @@ async def running_bot(
                 await bot.close()
                 with contextlib.suppress(asyncio.CancelledError):
                     await runner
-                await store.close()
     finally:
         discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
 

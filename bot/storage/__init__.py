@@ -1,6 +1,30 @@
-"""Persistence behind one interface (:class:`Store`), so another database can replace SQLite."""
+"""Persistence behind one interface (:class:`Store`): SQLite by default, PostgreSQL for deployments
+that outgrow one process. :func:`open_store` picks the one ``DATABASE_URL`` names."""
 
-from bot.storage.base import Store
-from bot.storage.sqlite import SqliteStore, StoreOpenError, open_store
+from __future__ import annotations
 
-__all__ = ["SqliteStore", "Store", "StoreOpenError", "open_store"]
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from bot.config import sqlite_path
+from bot.models import Ownership
+from bot.storage.base import CLAIM_WAIT, NotOwnerError, Store, StoreOpenError
+from bot.storage.sqlite import BUSY_TIMEOUT, SqliteStore
+
+__all__ = ["CLAIM_WAIT", "NotOwnerError", "SqliteStore", "Store", "StoreOpenError", "open_store"]
+
+
+@asynccontextmanager
+async def open_store(
+    database_url: str, *, ownership: Ownership | None = None, busy_timeout: float = BUSY_TIMEOUT
+) -> AsyncIterator[Store]:
+    """Open the store named by ``DATABASE_URL`` (``sqlite:///…``) for the lifetime of the ``async with`` block, migrated, for ``ownership``
+    (default: one process with every job). Call :meth:`Store.claim_shards` before resuming jobs.
+
+    Raises :class:`StoreOpenError` when the database cannot be used.
+    """
+    store = await SqliteStore.open(sqlite_path(database_url), busy_timeout=busy_timeout, ownership=ownership)
+    try:
+        yield store
+    finally:
+        await store.close()

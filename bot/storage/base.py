@@ -13,6 +13,7 @@ from bot.models import (
     MemberControls,
     MemberLimit,
     NewJob,
+    Ownership,
     QuotaChange,
     QuotaRefusal,
     QuotaSettings,
@@ -21,11 +22,45 @@ from bot.models import (
     WordsAdded,
 )
 
+# How long :meth:`Store.claim_shards` waits for a shard another live process holds before giving up.
+CLAIM_WAIT = 30.0
+
+
+class StoreOpenError(Exception):
+    """The database cannot be used at start-up; the message, naming the database, is for the operator."""
+
+
+class NotOwnerError(Exception):
+    """A job's state change was refused: the job belongs to another process (another shard's owner,
+    or this shard's owner since a newer claim). The caller stops following the job."""
+
+    def __init__(self, job_id: int, owner: str | None) -> None:
+        super().__init__(f"job {job_id} is owned by {owner or 'nobody yet'}, not by this process")
+        self.job_id = job_id
+        self.owner = owner
+
 
 class Store(Protocol):
-    """Every read and write of durable state. Implementations must make ``create_job`` atomic."""
+    """Every read and write of durable state. Implementations must make ``create_job`` atomic.
+
+    Ownership (sharding): a store is opened for one :class:`Ownership`. Every state change of a job
+    (from :meth:`begin_submit` to :meth:`set_reply`) is conditioned, in the same statement, on the job
+    being owned by it, and raises :class:`NotOwnerError` when it is not. :meth:`active_jobs`,
+    :meth:`untold_jobs`, :meth:`active_counts` and :meth:`failed_jobs_to_log` see only this
+    process's jobs; reads for display (:meth:`get_job`, :meth:`history`, ...) see every job.
+    """
+
+    @property
+    def ownership(self) -> Ownership: ...
 
     async def close(self) -> None: ...
+
+    async def claim_shards(self, *, wait: float = CLAIM_WAIT) -> int:
+        """Take this process's shards and their unfinished (or not yet told) jobs; returns how many
+        jobs changed owner. Called once at start, before resuming. Where several processes share the
+        database, a shard held by another live process is waited for (with a log line) and
+        :class:`StoreOpenError` is raised after ``wait`` seconds."""
+        ...
 
     # -- jobs ------------------------------------------------------------------------------
     async def create_job(
@@ -38,11 +73,14 @@ class Store(Protocol):
 
     async def get_job(self, job_id: int) -> JobRecord | None: ...
     async def job_by_message(self, message_id: int) -> JobRecord | None: ...
-    async def active_jobs(self) -> list[JobRecord]: ...
+    async def active_jobs(self) -> list[JobRecord]:
+        """Unfinished jobs owned by this process, oldest first."""
+        ...
+
     async def active_jobs_for_user(self, user_id: int, guild_id: int | None) -> list[JobRecord]: ...
 
     async def active_counts(self) -> dict[str, int]:
-        """Unfinished jobs by state (for the metrics)."""
+        """This process's unfinished jobs by state (for the metrics)."""
         ...
 
     async def ping(self) -> bool:
@@ -50,7 +88,8 @@ class Store(Protocol):
         ...
 
     async def untold_jobs(self, *, since: float) -> list[JobRecord]:
-        """Jobs that failed or were cancelled since ``since`` whose member has not been told yet."""
+        """This process's jobs that failed or were cancelled since ``since`` whose member has not been
+        told yet."""
         ...
 
     async def begin_submit(self, job_id: int, *, now: float) -> JobRecord | None:
@@ -210,6 +249,6 @@ class Store(Protocol):
         ...
 
     async def failed_jobs_to_log(self, *, after: tuple[float, int], limit: int) -> list[tuple[JobRecord, int]]:
-        """Jobs that failed after ``after`` (their end time, then id) in servers with a log channel,
-        oldest first, each with that channel."""
+        """Jobs that failed after ``after`` (their end time, then id) in servers with a log channel on
+        this process's shards, oldest first, each with that channel."""
         ...

@@ -3,6 +3,9 @@
 Writes that read-then-write (the quota reservation above all) run in ``BEGIN IMMEDIATE``
 transactions, which take SQLite's write lock up front, so even several processes sharing the
 file cannot both reserve the last unit of a quota.
+
+SQLite is the store of one process: :meth:`SqliteStore.claim_shards` takes the jobs of its shards
+without asking whether another process runs (PostgreSQL's store holds a lock per shard instead).
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from typing import Any
 import aiosqlite
 
 from bot import quota
-from bot.config import sqlite_path
 from bot.models import (
     ACTIVE_STATES,
+    TERMINAL_STATES,
     FourKAccess,
     JobRecord,
     JobState,
@@ -31,6 +34,7 @@ from bot.models import (
     MemberControls,
     MemberLimit,
     NewJob,
+    Ownership,
     QuotaChange,
     QuotaRefusal,
     QuotaSettings,
@@ -39,6 +43,7 @@ from bot.models import (
     Usage,
     WordsAdded,
 )
+from bot.storage.base import CLAIM_WAIT, NotOwnerError, StoreOpenError
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,9 @@ _ACTIVE = ",".join(f"'{s.value}'" for s in ACTIVE_STATES)
 # States a status reading may still move a job out of (DELIVERING is past the upstream's part).
 _FOLLOWED = ",".join(f"'{s.value}'" for s in (JobState.PENDING, JobState.QUEUED, JobState.RUNNING))
 _UNTOLD = f"'{JobState.FAILED.value}','{JobState.CANCELLED.value}'"
+# Jobs a process takes with its shards: unfinished, or ended without the member told yet.
+_CLAIMED = f"(status IN ({_ACTIVE}) OR (status IN ({_UNTOLD}) AND told_at IS NULL))"
+assert {JobState.FAILED, JobState.CANCELLED} < TERMINAL_STATES
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -60,10 +68,6 @@ def _migrations() -> list[tuple[int, str]]:
 
 
 BUSY_TIMEOUT = 5.0  # seconds a statement waits for another process's lock before giving up
-
-
-class StoreOpenError(Exception):
-    """The database cannot be used at start-up; the message, naming the path, is for the operator."""
 
 
 def _prepare_folder(path: str) -> None:
@@ -107,15 +111,20 @@ def _open_error(path: str, exc: sqlite3.Error) -> StoreOpenError | None:
 class SqliteStore:
     """The :class:`bot.storage.base.Store` on SQLite. Open it with :func:`open_store`."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: aiosqlite.Connection, ownership: Ownership | None = None) -> None:
         self._db = db
+        self._ownership = ownership or Ownership()
+        self._me = self._ownership.owner
         # One connection is shared by every task: the lock keeps a write from landing inside
         # another task's open transaction (and from being rolled back with it).
         self._write_lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: str, *, busy_timeout: float = BUSY_TIMEOUT) -> SqliteStore:
+    async def open(
+        cls, path: str, *, busy_timeout: float = BUSY_TIMEOUT, ownership: Ownership | None = None
+    ) -> SqliteStore:
         """Open the database at ``path`` (creating it and its folder if needed) and migrate it.
+        ``ownership``: the jobs this process may change (default: one process with every job).
 
         Raises :class:`StoreOpenError` when the file cannot be used: its folder cannot be
         created, it is a folder, it is read-only, another process holds its lock for longer than
@@ -131,7 +140,7 @@ class SqliteStore:
                 await db.execute("PRAGMA synchronous=NORMAL")
                 await db.execute("PRAGMA foreign_keys=ON")
                 await db.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000)}")
-                store = cls(db)
+                store = cls(db, ownership)
                 await store._migrate(path)
             except BaseException:
                 await db.close()
@@ -143,8 +152,30 @@ class SqliteStore:
             raise error from exc
         return store
 
+    @property
+    def ownership(self) -> Ownership:
+        return self._ownership
+
     async def close(self) -> None:
         await self._db.close()
+
+    async def claim_shards(self, *, wait: float = CLAIM_WAIT) -> int:
+        # One process by design: nothing to wait for. A job's shard is worked out again from its
+        # server, so a change of SHARD_COUNT moves unfinished jobs to the shards now receiving them.
+        ours = ",".join(str(s) for s in sorted(self._ownership.shard_ids))
+        shard = f"COALESCE((guild_id >> 22) % {self._ownership.shard_count}, 0)"
+        return await self._update(
+            f"""UPDATE jobs SET shard_id = {shard}, owner = ?
+                WHERE {_CLAIMED} AND {shard} IN ({ours}) AND (owner IS NOT ? OR shard_id != {shard})""",
+            (self._me, self._me),
+        )
+
+    async def _refused(self, job_id: int) -> None:
+        """After a conditional write changed nothing: raise if that is because the job is not ours."""
+        async with self._db.execute("SELECT owner FROM jobs WHERE id = ?", (job_id,)) as cur:
+            row = await cur.fetchone()
+        if row is not None and row[0] != self._me:
+            raise NotOwnerError(job_id, row[0])
 
     async def _migrate(self, path: str) -> None:
         current = await self.schema_version()
@@ -209,6 +240,11 @@ class SqliteStore:
         async with self._write_lock:
             await self._db.execute(sql, params)
 
+    async def _owned_write(self, sql: str, params: tuple[Any, ...], job_id: int) -> None:
+        """Run an UPDATE of one job ending ``WHERE id = ? AND owner = ?``; raise if the job is not ours."""
+        if not await self._update(sql, (*params, job_id, self._me)):
+            await self._refused(job_id)
+
     async def _update(self, sql: str, params: tuple[Any, ...]) -> int:
         """Run one conditional UPDATE; returns how many rows it changed."""
         async with self._write_lock:
@@ -242,12 +278,13 @@ class SqliteStore:
                 refusal = quota.check(settings, usage, cost, allowance)
                 if refusal is not None:
                     return refusal
+            shard = self._ownership.shard_of(new.guild_id)
             cur = await self._db.execute(
                 """INSERT INTO jobs (status, user_id, guild_id, channel_id, message_id, application_id,
                        interaction_token, token_expires_at, upload_limit, prompt, aspect_ratio, resolution,
                        with_text, image_urls, cost, quota_day, created_at, updated_at, parent_job_id, action,
-                       locale, guild_locale)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       locale, guild_locale, shard_id, owner)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     JobState.PENDING.value,
                     new.user_id,
@@ -271,6 +308,8 @@ class SqliteStore:
                     new.action,
                     new.locale,
                     new.guild_locale,
+                    shard,
+                    self._me if shard in self._ownership.shard_ids else None,
                 ),
             )
             job_id = cur.lastrowid
@@ -285,7 +324,9 @@ class SqliteStore:
         return await self._one("SELECT * FROM jobs WHERE message_id = ? ORDER BY id DESC LIMIT 1", (message_id,))
 
     async def active_jobs(self) -> list[JobRecord]:
-        return await self._many(f"SELECT * FROM jobs WHERE status IN ({_ACTIVE}) ORDER BY id", ())
+        return await self._many(
+            f"SELECT * FROM jobs WHERE status IN ({_ACTIVE}) AND owner = ? ORDER BY id", (self._me,)
+        )
 
     async def active_jobs_for_user(self, user_id: int, guild_id: int | None) -> list[JobRecord]:
         return await self._many(
@@ -295,7 +336,8 @@ class SqliteStore:
 
     async def active_counts(self) -> dict[str, int]:
         async with self._db.execute(
-            f"SELECT status, COUNT(*) FROM jobs WHERE status IN ({_ACTIVE}) GROUP BY status"
+            f"SELECT status, COUNT(*) FROM jobs WHERE status IN ({_ACTIVE}) AND owner = ? GROUP BY status",
+            (self._me,),
         ) as cur:
             rows = await cur.fetchall()
         return {str(row[0]): int(row[1]) for row in rows}
@@ -307,18 +349,23 @@ class SqliteStore:
 
     async def untold_jobs(self, *, since: float) -> list[JobRecord]:
         return await self._many(
-            f"SELECT * FROM jobs WHERE status IN ({_UNTOLD}) AND told_at IS NULL AND finished_at >= ? ORDER BY id",
-            (since,),
+            f"""SELECT * FROM jobs WHERE status IN ({_UNTOLD}) AND told_at IS NULL AND finished_at >= ? AND owner = ?
+                ORDER BY id""",
+            (since, self._me),
         )
 
     async def begin_submit(self, job_id: int, *, now: float) -> JobRecord | None:
         """Record that the submit is about to leave, unless the job was cancelled or already sent."""
         changed = await self._update(
             """UPDATE jobs SET submit_started_at = ?, updated_at = ?
-               WHERE id = ? AND status = ? AND submit_started_at IS NULL AND cancel_requested_at IS NULL""",
-            (now, now, job_id, JobState.PENDING.value),
+               WHERE id = ? AND status = ? AND submit_started_at IS NULL AND cancel_requested_at IS NULL
+                 AND owner = ?""",
+            (now, now, job_id, JobState.PENDING.value, self._me),
         )
-        return await self._require(job_id) if changed else None
+        if not changed:
+            await self._refused(job_id)
+            return None
+        return await self._require(job_id)
 
     async def mark_submitted(
         self,
@@ -331,9 +378,9 @@ class SqliteStore:
         queue_position: int | None,
         now: float,
     ) -> JobRecord:
-        await self._write(
+        changed = await self._update(
             """UPDATE jobs SET status = ?, request_id = ?, status_url = ?, response_url = ?, cancel_url = ?,
-                   queue_position = ?, submitted_at = ?, updated_at = ? WHERE id = ? AND status = ?""",
+                   queue_position = ?, submitted_at = ?, updated_at = ? WHERE id = ? AND status = ? AND owner = ?""",
             (
                 JobState.QUEUED.value,
                 request_id,
@@ -345,41 +392,53 @@ class SqliteStore:
                 now,
                 job_id,
                 JobState.PENDING.value,
+                self._me,
             ),
         )
+        if not changed:
+            await self._refused(job_id)
         return await self._require(job_id)
 
     async def update_progress(
         self, job_id: int, state: JobState, *, queue_position: int | None, started_at: float | None, now: float
     ) -> JobRecord:
-        await self._write(
+        changed = await self._update(
             f"""UPDATE jobs SET status = ?, queue_position = ?, started_at = COALESCE(started_at, ?), updated_at = ?
-                WHERE id = ? AND status IN ({_FOLLOWED})""",
-            (state.value, queue_position, started_at, now, job_id),
+                WHERE id = ? AND status IN ({_FOLLOWED}) AND owner = ?""",
+            (state.value, queue_position, started_at, now, job_id, self._me),
         )
+        if not changed:
+            await self._refused(job_id)
         return await self._require(job_id)
 
     async def request_cancel(self, job_id: int, *, user_id: int, now: float) -> JobRecord | None:
         changed = await self._update(
             f"""UPDATE jobs SET cancel_requested_by = ?, cancel_requested_at = ?, updated_at = ?
-                WHERE id = ? AND cancel_requested_at IS NULL AND status IN ({_ACTIVE})""",
-            (user_id, now, now, job_id),
+                WHERE id = ? AND cancel_requested_at IS NULL AND status IN ({_ACTIVE}) AND owner = ?""",
+            (user_id, now, now, job_id, self._me),
         )
-        return await self._require(job_id) if changed else None
+        if not changed:
+            await self._refused(job_id)
+            return None
+        return await self._require(job_id)
 
     async def mark_delivery_attempt(self, job_id: int, *, now: float) -> JobRecord:
-        await self._write("UPDATE jobs SET delivery_attempted_at = ?, updated_at = ? WHERE id = ?", (now, now, job_id))
+        await self._owned_write(
+            "UPDATE jobs SET delivery_attempted_at = ?, updated_at = ? WHERE id = ? AND owner = ?", (now, now), job_id
+        )
         return await self._require(job_id)
 
     async def forget_token(self, job_id: int) -> None:
-        await self._write("UPDATE jobs SET interaction_token = NULL WHERE id = ?", (job_id,))
+        await self._owned_write("UPDATE jobs SET interaction_token = NULL WHERE id = ? AND owner = ?", (), job_id)
 
     async def clear_cancel(self, job_id: int, *, now: float) -> JobRecord:
-        await self._write(
+        changed = await self._update(
             f"""UPDATE jobs SET cancel_requested_by = NULL, cancel_requested_at = NULL, updated_at = ?
-                WHERE id = ? AND status IN ({_ACTIVE})""",
-            (now, job_id),
+                WHERE id = ? AND status IN ({_ACTIVE}) AND owner = ?""",
+            (now, job_id, self._me),
         )
+        if not changed:
+            await self._refused(job_id)
         return await self._require(job_id)
 
     async def finish(
@@ -398,23 +457,41 @@ class SqliteStore:
                     queue_position = NULL, cost = CASE WHEN ? THEN 0 ELSE cost END,
                     told_at = CASE WHEN ? THEN ? ELSE NULL END,
                     interaction_token = CASE WHEN ? THEN NULL ELSE interaction_token END
-                WHERE id = ? AND status IN ({_ACTIVE})""",
-            (state.value, now, now, error_type, error_message, int(refund), int(told), now, int(told), job_id),
+                WHERE id = ? AND status IN ({_ACTIVE}) AND owner = ?""",
+            (
+                state.value,
+                now,
+                now,
+                error_type,
+                error_message,
+                int(refund),
+                int(told),
+                now,
+                int(told),
+                job_id,
+                self._me,
+            ),
         )
-        return await self._require(job_id) if changed else None
+        if not changed:
+            await self._refused(job_id)
+            return None
+        return await self._require(job_id)
 
     async def mark_told(self, job_id: int, *, now: float) -> None:
         # The interaction token is a credential: once the member has been told, it is not needed.
-        await self._write(
-            "UPDATE jobs SET told_at = COALESCE(told_at, ?), interaction_token = NULL WHERE id = ?", (now, job_id)
+        await self._owned_write(
+            "UPDATE jobs SET told_at = COALESCE(told_at, ?), interaction_token = NULL WHERE id = ? AND owner = ?",
+            (now,),
+            job_id,
         )
 
     async def set_reply(self, job_id: int, *, message_id: int | None, token_dead: bool, now: float) -> JobRecord:
-        await self._write(
+        await self._owned_write(
             """UPDATE jobs SET message_id = COALESCE(?, message_id),
                    token_expires_at = CASE WHEN ? THEN MIN(COALESCE(token_expires_at, ?), ?) ELSE token_expires_at END,
-                   updated_at = ? WHERE id = ?""",
-            (message_id, int(token_dead), now, now, now, job_id),
+                   updated_at = ? WHERE id = ? AND owner = ?""",
+            (message_id, int(token_dead), now, now, now),
+            job_id,
         )
         return await self._require(job_id)
 
@@ -784,13 +861,14 @@ class SqliteStore:
 
     async def failed_jobs_to_log(self, *, after: tuple[float, int], limit: int) -> list[tuple[JobRecord, int]]:
         at, job_id = after
+        ours = ",".join(str(s) for s in sorted(self._ownership.shard_ids))
         # CROSS JOIN keeps jobs as the outer loop: a range of jobs_by_finish, never a server's history.
         async with self._db.execute(
-            """SELECT jobs.*, server_controls.log_channel_id AS log_channel
+            f"""SELECT jobs.*, server_controls.log_channel_id AS log_channel
                FROM jobs CROSS JOIN server_controls ON server_controls.guild_id = jobs.guild_id
                WHERE jobs.status = ? AND jobs.finished_at >= ?
                  AND (jobs.finished_at > ? OR jobs.id > ?)
-                 AND server_controls.log_channel_id IS NOT NULL
+                 AND server_controls.log_channel_id IS NOT NULL AND jobs.shard_id IN ({ours})
                ORDER BY jobs.finished_at, jobs.id LIMIT ?""",
             (JobState.FAILED.value, at, at, job_id, limit),
         ) as cur:
@@ -871,17 +949,6 @@ def _job(row: aiosqlite.Row) -> JobRecord:
         action=row["action"],
         locale=row["locale"],
         guild_locale=row["guild_locale"],
+        shard_id=row["shard_id"],
+        owner=row["owner"],
     )
-
-
-@asynccontextmanager
-async def open_store(database_url: str, *, busy_timeout: float = BUSY_TIMEOUT) -> AsyncIterator[SqliteStore]:
-    """Open the store named by ``DATABASE_URL`` for the lifetime of the ``async with`` block.
-
-    Raises :class:`StoreOpenError` when the database cannot be used (see :meth:`SqliteStore.open`).
-    """
-    store = await SqliteStore.open(sqlite_path(database_url), busy_timeout=busy_timeout)
-    try:
-        yield store
-    finally:
-        await store.close()
