@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import discord
 
-from bot.app import ImagineBot, configure_discord_endpoints
+from bot.app import ImagineBot, configure_discord_endpoints, create_bot
 from bot.config import ConfigError, Settings, load_settings
 from bot.health import serve_health
 from bot.log import setup_logging
@@ -87,8 +87,8 @@ async def run(
         delay = LOGIN_RETRY_FIRST
         while not stop.is_set():
             tracker = JobTracker(store, queue, settings=tracker_settings(settings), metrics=metrics)
-            bot = ImagineBot(
-                settings=settings,
+            bot = create_bot(
+                settings,
                 store=store,
                 queue=queue,
                 tracker=tracker,

@@ -98,6 +98,9 @@ class ImagineBot(commands.Bot):
         catalog: Catalog | None = None,
     ) -> None:
         extra: dict[str, Any] = {}
+        if isinstance(self, commands.AutoShardedBot):
+            count, ids = settings.shards
+            extra.update(shard_count=count, shard_ids=list(ids))
         if metrics is not None:
             extra["http_trace"] = metrics.discord_trace_config()  # counts Discord REST calls and 429s
         super().__init__(
@@ -140,7 +143,9 @@ class ImagineBot(commands.Bot):
         self.tracker.attach(self.presenter)
         # Resume first: unfinished jobs must not wait on (or die with) a command sync.
         await self.tracker.resume()
-        if self._sync_commands:
+        if self._sync_commands and not (self._force_sync or self.registers_commands):
+            log.info("commands are registered by the process that runs shard 0; not syncing here")
+        elif self._sync_commands:
             try:
                 await self._sync()
             except discord.HTTPException as exc:
@@ -170,6 +175,12 @@ class ImagineBot(commands.Bot):
         where = f"server {guild.id}" if guild else "all servers (global)"
         log.info("synced %d command(s) to %s", len(synced), where)
 
+    @property
+    def registers_commands(self) -> bool:
+        """Whether this process registers the commands: the one that runs shard 0 (the only process
+        when unsharded), so several processes never write them at once."""
+        return 0 in self.settings.shards[1]
+
     def texts(self, interaction: discord.Interaction[Any]) -> Texts:
         """The catalog in the language of the member who acted."""
         return self.catalog.bind(interaction.locale.value)
@@ -193,3 +204,30 @@ class ImagineBot(commands.Bot):
         await self.tracker.close()
         await self.presenter.close()
         await super().close()
+
+
+class ShardedImagineBot(ImagineBot, commands.AutoShardedBot):
+    """The same bot connected as some shards of a sharded bot (``SHARD_COUNT`` and ``SHARD_IDS``):
+    one gateway session per shard it runs, each receiving the events of that shard's servers."""
+
+    @property
+    def gateway_connected(self) -> bool:
+        """Every shard of this process is connected (and all were READY once)."""
+        shards = self.shards
+        return (
+            self.is_ready()
+            and not self.is_closed()
+            and set(shards) == set(self.settings.shards[1])
+            and not any(shard.is_closed() for shard in shards.values())
+        )
+
+    async def on_ready(self) -> None:
+        count, ids = self.settings.shards
+        listed = ", ".join(map(str, ids))
+        log.info("ready as %s in %d server(s), shard(s) %s of %d", self.user, len(self.guilds), listed, count)
+
+
+def create_bot(settings: Settings, **services: Any) -> ImagineBot:
+    """The bot the settings ask for: sharded when ``SHARD_COUNT`` is set, else one plain connection."""
+    cls = ShardedImagineBot if settings.sharded else ImagineBot
+    return cls(settings=settings, **services)

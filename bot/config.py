@@ -63,6 +63,21 @@ class Settings:
     upstream_reads_per_second: float = 200.0
     status_edit_interval: float = 5.0
     default_4k_weight: int = 2
+    # Sharding (unset: one process, one unsharded gateway connection). See :meth:`shards`.
+    shard_count: int | None = None
+    shard_ids: tuple[int, ...] | None = None
+
+    @property
+    def sharded(self) -> bool:
+        """Whether the bot connects as shards (``SHARD_COUNT`` is set, even to 1)."""
+        return self.shard_count is not None
+
+    @property
+    def shards(self) -> tuple[int, tuple[int, ...]]:
+        """The shard count and the shards this process runs: ``SHARD_IDS``, else all of them
+        (unsharded: one shard, shard 0, which has every server)."""
+        count = self.shard_count or 1
+        return count, self.shard_ids if self.shard_ids is not None else tuple(range(count))
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -142,6 +157,17 @@ def _parse_tier(value: str) -> str:
     return tier
 
 
+def _parse_shard_ids(value: str) -> tuple[int, ...]:
+    parts = [part.strip() for part in value.split(",")]
+    if any(not (part.isascii() and part.isdigit()) for part in parts):
+        raise ValueError("must be a comma-separated list of shard numbers such as 0,1 (each 0 or more)")
+    ids = tuple(int(part) for part in parts)
+    if len(set(ids)) != len(ids):
+        repeated = sorted({i for i in ids if ids.count(i) > 1})
+        raise ValueError(f"must not name a shard twice (repeated: {', '.join(map(str, repeated))})")
+    return ids
+
+
 def _parse_database_url(value: str) -> str:
     if not value.startswith("sqlite:///"):
         raise ValueError("must look like sqlite:///path/to/file.sqlite3 (only SQLite is supported so far)")
@@ -170,6 +196,8 @@ OPTIONAL: tuple[tuple[str, str, object], ...] = (
     ("UPSTREAM_READS_PER_SECOND", "upstream_reads_per_second", _parse_positive_float),
     ("STATUS_EDIT_INTERVAL", "status_edit_interval", _parse_positive_float),
     ("QUOTA_4K_WEIGHT", "default_4k_weight", _parse_positive_int),
+    ("SHARD_COUNT", "shard_count", _parse_positive_int),
+    ("SHARD_IDS", "shard_ids", _parse_shard_ids),
 )
 REQUIRED = ("DISCORD_TOKEN", "ODIROUTER_API_KEY")
 # The values .env.example ships with for settings that have no usable default. A setting still holding
@@ -229,6 +257,7 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         high = values.get("poll_max_interval", DEFAULT_POLL_MAX)
         if isinstance(low, float) and isinstance(high, float) and low > high:
             problems.append("POLL_MIN_INTERVAL must not be larger than POLL_MAX_INTERVAL")
+    problems += _shard_problems(merged, values)
     if problems:
         raise ConfigError(problems)
     return Settings(
@@ -236,6 +265,23 @@ def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | Non
         odirouter_api_key=merged["ODIROUTER_API_KEY"].strip(),
         **values,  # type: ignore[arg-type]
     )
+
+
+def _shard_problems(merged: Mapping[str, str], values: Mapping[str, object]) -> list[str]:
+    """SHARD_IDS needs SHARD_COUNT, and each id must be below it (an invalid value of either is
+    reported by its parser already)."""
+    if not merged.get("SHARD_IDS", "").strip():
+        return []
+    if not merged.get("SHARD_COUNT", "").strip():
+        return ["SHARD_IDS is set but SHARD_COUNT is not: set SHARD_COUNT to the total number of shards"]
+    ids, count = values.get("shard_ids"), values.get("shard_count")
+    if not isinstance(ids, tuple) or not isinstance(count, int):
+        return []
+    beyond = [i for i in ids if i >= count]
+    if beyond:
+        listed = ", ".join(map(str, beyond))
+        return [f"SHARD_IDS must only name shards 0 to {count - 1} (SHARD_COUNT is {count}); not {listed}"]
+    return []
 
 
 def sqlite_path(database_url: str) -> str:

@@ -25,7 +25,7 @@ import discord
 from PIL import Image
 
 from bot.__main__ import tracker_settings
-from bot.app import ImagineBot, configure_discord_endpoints
+from bot.app import ImagineBot, configure_discord_endpoints, create_bot
 from bot.config import Settings
 from bot.devtools.fakediscord import FakeDiscord, FakeInteraction, FakeMessage, FakeUser, wait_until
 from bot.metrics import Metrics
@@ -180,8 +180,8 @@ async def running_bot(
                 metrics=metrics,
             )
             tracker = JobTracker(store, queue, settings=tracker_settings(settings), metrics=metrics)
-            bot = ImagineBot(
-                settings=settings,
+            bot = create_bot(
+                settings,
                 store=store,
                 queue=queue,
                 tracker=tracker,

@@ -158,3 +158,61 @@ def test_invalid_logging_and_metrics_settings(tmp_path: Path, name: str, value: 
         load_settings({**REQUIRED, name: value}, env_file=tmp_path / "none")
     assert len(info.value.problems) == 1
     assert info.value.problems[0].startswith(f"{name} must ")
+
+
+def test_sharding_is_off_by_default(tmp_path: Path) -> None:
+    """Without SHARD_COUNT the bot is one unsharded process that has every server (shard 0 of 1)."""
+    settings = load_settings(REQUIRED, env_file=tmp_path / "none")
+    assert not settings.sharded
+    assert settings.shard_count is None and settings.shard_ids is None
+    assert settings.shards == (1, (0,))
+
+
+@pytest.mark.parametrize(
+    ("count", "ids", "shards"),
+    [("2", "", (2, (0, 1))), ("4", "1, 3", (4, (1, 3))), ("2", "1", (2, (1,))), ("1", "0", (1, (0,)))],
+)
+def test_sharding_settings(tmp_path: Path, count: str, ids: str, shards: tuple[int, tuple[int, ...]]) -> None:
+    """SHARD_COUNT alone runs every shard in this process; SHARD_IDS picks some of them."""
+    settings = load_settings({**REQUIRED, "SHARD_COUNT": count, "SHARD_IDS": ids}, env_file=tmp_path / "none")
+    assert settings.sharded
+    assert settings.shards == shards
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"SHARD_IDS": "0"}, "SHARD_IDS is set but SHARD_COUNT is not: set SHARD_COUNT to the total number of shards"),
+        ({"SHARD_COUNT": "0"}, "SHARD_COUNT must be a positive whole number"),
+        ({"SHARD_COUNT": "two"}, "SHARD_COUNT has an invalid value"),
+        (
+            {"SHARD_COUNT": "2", "SHARD_IDS": "0,2,5"},
+            "SHARD_IDS must only name shards 0 to 1 (SHARD_COUNT is 2); not 2, 5",
+        ),
+        ({"SHARD_COUNT": "3", "SHARD_IDS": "1,1,2,2"}, "SHARD_IDS must not name a shard twice (repeated: 1, 2)"),
+        (
+            {"SHARD_COUNT": "2", "SHARD_IDS": "0,-1"},
+            "SHARD_IDS must be a comma-separated list of shard numbers such as 0,1 (each 0 or more)",
+        ),
+        (
+            {"SHARD_COUNT": "2", "SHARD_IDS": "0,,1"},
+            "SHARD_IDS must be a comma-separated list of shard numbers such as 0,1 (each 0 or more)",
+        ),
+    ],
+)
+def test_invalid_sharding_settings(tmp_path: Path, env: dict[str, str], problem: str) -> None:
+    """Each sharding mistake is named on its own (an invalid SHARD_COUNT is not reported twice)."""
+    with pytest.raises(ConfigError) as info:
+        load_settings({**REQUIRED, **env}, env_file=tmp_path / "none")
+    assert info.value.problems == [problem]
+
+
+def test_sharding_problems_reported_with_the_others(tmp_path: Path) -> None:
+    env = {"SHARD_IDS": "0,0", "LOG_LEVEL": "LOUD"}
+    with pytest.raises(ConfigError) as info:
+        load_settings({**REQUIRED, **env}, env_file=tmp_path / "none")
+    assert info.value.problems == [
+        "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
+        "SHARD_IDS must not name a shard twice (repeated: 0)",
+        "SHARD_IDS is set but SHARD_COUNT is not: set SHARD_COUNT to the total number of shards",
+    ]

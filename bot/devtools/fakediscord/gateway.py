@@ -97,6 +97,19 @@ class GatewaySession:
         return (int(guild_id) >> 22) % shard_count == shard_id
 
 
+def _parse_shard(raw: Any) -> tuple[int, int] | None:
+    """IDENTIFY's ``shard: [shard_id, num_shards]`` (absent: ``[0, 1]``); ``None`` when Discord would
+    close the connection with 4010 Invalid shard."""
+    if raw is None:
+        return (0, 1)
+    if not isinstance(raw, list) or len(raw) != 2 or not all(type(v) is int for v in raw):
+        return None
+    shard_id, shard_count = raw
+    if not 0 <= shard_id < shard_count:
+        return None
+    return (shard_id, shard_count)
+
+
 @dataclass(frozen=True)
 class DispatchRecord:
     session_id: str
@@ -128,6 +141,15 @@ class Gateway:
         self.dispatch_log.append(DispatchRecord(session.session_id, event, session.seq, data))
         if session.connection is not None:
             await session.connection.send(frame)
+
+    async def send_to(self, session: GatewaySession, event: str, data: JSON) -> None:
+        """Send a dispatch to one session, whatever its shard (a test knob; ``dispatch`` routes)."""
+        await self._send_dispatch(session, event, data)
+        self.fake._changed()
+
+    def sessions_for(self, guild_id: str | None) -> list[GatewaySession]:
+        """Connected sessions of the shard that handles ``guild_id`` (``None``: DMs, shard 0)."""
+        return [s for s in self.connected_sessions() if s.ready and s.handles_guild(guild_id)]
 
     def live_sessions(self, guild_id: str | None = None) -> list[GatewaySession]:
         return [s for s in self.sessions.values() if s.ready and not s.invalid and s.handles_guild(guild_id)]
@@ -315,16 +337,19 @@ class Gateway:
         if privileged & ~fake.privileged_intents:
             await connection.ws.close(code=4014, message=b"Disallowed intent(s)")
             return None
-        shard_raw = data.get("shard") or [0, 1]
-        shard = (int(shard_raw[0]), int(shard_raw[1]))
-        if not 0 <= shard[0] < shard[1]:
+        shard = _parse_shard(data.get("shard"))
+        if shard is None:
             await connection.ws.close(code=4010, message=b"Invalid shard")
             return None
         fake.identify_payloads.append(dict(data))
         session = GatewaySession(session_id=secrets.token_hex(16), intents=intents, shard=shard, identify=dict(data))
+        guild_ids = [g.id for g in fake.guilds if session.handles_guild(g.id)]
+        limit = fake.max_guilds_per_session
+        if limit is not None and len(guild_ids) > limit:
+            await connection.close_from_server(4011, b"Sharding required")
+            return None
         session.connection = connection
         self.sessions[session.session_id] = session
-        guild_ids = [g.id for g in fake.guilds if session.handles_guild(g.id)]
         await self._send_dispatch(session, "READY", fake._ready_payload(session.session_id, guild_ids, shard))
         for guild in fake.guilds:
             if guild.id in guild_ids:

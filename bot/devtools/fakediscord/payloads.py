@@ -347,10 +347,10 @@ def _option_echo(option: JSON) -> JSON:
     return out
 
 
-def gateway_bot_payload(url: str) -> JSON:
+def gateway_bot_payload(url: str, shards: int = 1) -> JSON:
     return {
         "url": url,
-        "shards": 1,
+        "shards": shards,
         "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 14400000, "max_concurrency": 1},
     }
 

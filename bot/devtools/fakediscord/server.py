@@ -216,6 +216,15 @@ class FakeDiscord:
     - ``application_id``: the application's id (default: the bot user's id, as for most bots; real
       Discord does not guarantee they are equal). Used by /oauth2/applications/@me, command routes,
       interaction payloads and the interaction webhook routes ``/webhooks/{application_id}/{token}``.
+    - ``recommended_shards``: the shard count ``GET /gateway/bot`` recommends (what discord.py's
+      ``AutoShardedClient`` connects when given no ``shard_count``).
+    - ``max_guilds_per_session``: like Discord's 2,500, the most servers one gateway session may
+      handle; an IDENTIFY (unsharded, or with too few shards) that would handle more is closed with
+      4011 "Sharding required". ``None``: no limit.
+
+    Sharding follows Discord: an IDENTIFY with ``shard: [id, count]`` gets READY and GUILD_CREATE for
+    the servers with ``(guild_id >> 22) % count == id`` only, their events go to that session, and
+    direct messages to shard 0. ``add_guild(shard=(id, count))`` makes a server on a chosen shard.
     """
 
     def __init__(
@@ -233,8 +242,12 @@ class FakeDiscord:
         guild_name: str = "Test Server",
         host: str = "127.0.0.1",
         application_id: str | None = None,
+        recommended_shards: int = 1,
+        max_guilds_per_session: int | None = None,
     ) -> None:
         self.token = token
+        self.recommended_shards = recommended_shards
+        self.max_guilds_per_session = max_guilds_per_session
         self.token_ttl = token_ttl
         self.callback_deadline = callback_deadline
         self.attachment_size_limit = attachment_size_limit
@@ -395,8 +408,62 @@ class FakeDiscord:
     def guild_by_id(self, guild_id: str | None) -> FakeGuild | None:
         return next((g for g in self.guilds if g.id == guild_id), None)
 
-    def member(self, user: FakeUser | str) -> FakeMember:
-        return self.guild.members[_as_id(user)]
+    def member(self, user: FakeUser | str, guild: FakeGuild | None = None) -> FakeMember:
+        return (guild or self.guild).members[_as_id(user)]
+
+    def _guild_snowflake(self, shard: tuple[int, int] | None) -> str:
+        """A new snowflake; with ``shard=(id, count)``, one whose server lands on that shard (its
+        timestamp part, ``id >> 22``, is moved forward by up to ``count - 1`` milliseconds)."""
+        value = int(self.snowflake())
+        if shard is None:
+            return str(value)
+        shard_id, shard_count = shard
+        if not 0 <= shard_id < shard_count:
+            raise ValueError(f"no shard {shard_id} among {shard_count}")
+        step = (shard_id - (value >> 22)) % shard_count
+        value += step << 22
+        self.snowflake.skip_to(value)
+        return str(value)
+
+    def add_guild(
+        self,
+        name: str = "Another Server",
+        *,
+        shard: tuple[int, int] | None = None,
+        members: Iterable[FakeUser] = (),
+        locale: str = "en-US",
+    ) -> FakeGuild:
+        """Create another server the bot is in, on shard ``shard=(id, count)`` if given (Discord's rule
+        ``(guild_id >> 22) % count``): an @everyone role, the bot's managed role (the same permissions
+        as its role in the first server), a ``general`` channel and the bot, its owner and
+        ``members`` as members. No gateway event: add servers before the bot connects."""
+        guild_id = self._guild_snowflake(shard)
+        owner = self._new_user(f"{name} owner")
+        guild = FakeGuild(id=guild_id, name=name, owner_id=owner.id, locale=locale)
+        everyone = FakeRole(id=guild_id, name="@everyone", permissions=EVERYONE_PERMISSIONS, position=0)
+        bot_role = FakeRole(
+            id=self.snowflake(),
+            name=self.bot_role.name,
+            permissions=self.bot_role.permissions,
+            position=1,
+            managed=True,
+            tags={"bot_id": self.bot_user.id},
+        )
+        guild.roles = {role.id: role for role in (everyone, bot_role)}
+        general = FakeChannel(id=self.snowflake(), name="general", guild_id=guild_id, position=0)
+        guild.channels = {general.id: general}
+        guild.members[self.bot_user.id] = FakeMember(user=self.bot_user, roles=[bot_role.id])
+        for user in (owner, *members):
+            guild.members.setdefault(user.id, FakeMember(user=user, roles=[]))
+        self.guilds.append(guild)
+        self._changed()
+        return guild
+
+    def add_guild_member(self, guild: FakeGuild, name: str) -> FakeUser:
+        """Create a user who is a member of ``guild`` (no gateway event)."""
+        user = self._new_user(name)
+        guild.members[user.id] = FakeMember(user=user, roles=[])
+        return user
 
     def permissions_of(self, user: FakeUser | str, channel: FakeChannel | None = None) -> int:
         """A user's permissions, in ``channel`` after its permission overwrites when one is given.
@@ -985,7 +1052,7 @@ class FakeDiscord:
         return _json_response({"url": self.gateway_url.rstrip("/")})
 
     async def _get_gateway_bot(self, request: web.Request) -> web.StreamResponse:
-        return _json_response(P.gateway_bot_payload(self.gateway_url.rstrip("/")))
+        return _json_response(P.gateway_bot_payload(self.gateway_url.rstrip("/"), self.recommended_shards))
 
     async def _create_dm(self, request: web.Request) -> web.StreamResponse:
         recipient_id = str(request[BODY_KEY].obj().get("recipient_id"))
@@ -2010,7 +2077,13 @@ class FakeDiscord:
         self._interactions_by_token[token] = interaction
         return interaction
 
-    async def _deliver(self, interaction: FakeInteraction) -> FakeInteraction:
+    async def _deliver(self, interaction: FakeInteraction, session: GatewaySession | None = None) -> FakeInteraction:
+        if session is not None:
+            # A test knob: this session gets it, whatever its shard (Discord would pick by shard).
+            if not session.connected:
+                raise RuntimeError("the chosen gateway session is not connected")
+            await self.gateway.send_to(session, "INTERACTION_CREATE", interaction.payload)
+            return interaction
         count = await self.gateway.dispatch(
             "INTERACTION_CREATE", interaction.payload, guild_id=interaction.guild_id, single=True
         )
@@ -2040,7 +2113,8 @@ class FakeDiscord:
             raise DiscordRejected(f"{command['name']!r} cannot be used in {where}")
         if channel.is_dm:
             return
-        if user.id not in self.guild.members:
+        guild = self.guild_by_id(channel.guild_id) or self.guild
+        if user.id not in guild.members:
             raise DiscordRejected(f"{user.name} is not a member of the server")
         if not override_permissions and not command_permitted(command, self.permissions_of(user, channel)):
             raise DiscordRejected(
@@ -2199,12 +2273,14 @@ class FakeDiscord:
         validate: bool = True,
         override_permissions: bool = False,
         locale: str = "en-US",
+        session: GatewaySession | None = None,
     ) -> FakeInteraction:
         """Run slash command ``name`` as ``user`` (``"group sub"`` names work too).
 
         Options are typed from the definitions the bot synced. With ``validate`` the fake refuses
         (``DiscordRejected``, nothing sent) what Discord's client would not send. ``locale`` is the
-        member's client language.
+        member's client language. ``session`` delivers it to that gateway session whatever its shard
+        (Discord sends it to the session of the server's shard; DMs to shard 0).
         """
         where = self._context_channel(user, channel, guild)
         data = self._command_data(
@@ -2220,7 +2296,7 @@ class FakeDiscord:
         interaction = self._new_interaction(
             itype=InteractionType.APPLICATION_COMMAND, user=user, channel=where, data=data, locale=locale
         )
-        return await self._deliver(interaction)
+        return await self._deliver(interaction, session)
 
     async def autocomplete(
         self,

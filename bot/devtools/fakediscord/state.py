@@ -173,6 +173,10 @@ class SnowflakeGenerator:
         self._last = max(self._last + 1, value)
         return str(self._last)
 
+    def skip_to(self, value: int) -> None:
+        """Never hand out ``value`` or anything below it (after an id was made by hand)."""
+        self._last = max(self._last, value)
+
 
 class FakeClock:
     """A manually advanced monotonic clock to inject into :class:`FakeDiscord` (``clock=``)."""
