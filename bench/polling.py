@@ -102,6 +102,7 @@ def follow(
     polls = [0] * len(case.jobs)
     lags = [0.0] * len(case.jobs)
     seen_running: list[float | None] = [None] * len(case.jobs)
+    last_queued: list[float | None] = [None] * len(case.jobs)
     last_position: list[tuple[int, float] | None] = [None] * len(case.jobs)
     due = [(job.submitted, i) for i, job in enumerate(case.jobs)]
     heapq.heapify(due)
@@ -116,6 +117,7 @@ def follow(
             continue
         position: int | None = None
         if now < job.started:
+            last_queued[i] = now
             position = case.position(i, now)
             before = last_position[i]
             if model is not None and learn and before is not None and position < before[0]:
@@ -123,7 +125,9 @@ def follow(
             if before is None or position != before[0]:
                 last_position[i] = (position, now)
         elif seen_running[i] is None:
-            seen_running[i] = now  # the bot's started_at: when it first saw the job generating
+            # As the bot does: the generation clock starts at the last read that saw it queued
+            # (it started somewhere since), or now if it was never seen queued.
+            seen_running[i] = last_queued[i] if last_queued[i] is not None else now
         if model is None:
             assert interval is not None
             wait = interval

@@ -31,7 +31,6 @@ def tracker_settings(settings: Settings) -> TrackerSettings:
         poll_min_interval=settings.poll_min_interval,
         poll_max_interval=settings.poll_max_interval,
         job_timeout=settings.job_timeout,
-        status_edit_interval=settings.status_edit_interval,
         max_result_bytes=settings.max_result_bytes,
         max_reference_bytes=settings.max_reference_bytes,
         upstream_reads_per_second=settings.upstream_reads_per_second,

@@ -121,7 +121,7 @@ class ImagineBot(commands.Bot):
         self.settings = settings
         # Shows every job's state in its reply. Never edit one reply more often than the elapsed-time
         # refresh (and never more than once a second).
-        self.presenter = ReplyPresenter(self, min_edit_gap=min(1.0, settings.status_edit_interval))
+        self.presenter = ReplyPresenter(self, min_edit_gap=settings.status_edit_interval)
         self.store = store
         self.queue = queue
         self.tracker = tracker

@@ -61,7 +61,7 @@ class Settings:
     poll_max_interval: float = DEFAULT_POLL_MAX
     upstream_concurrency: int = 8
     upstream_reads_per_second: float = 200.0
-    status_edit_interval: float = 5.0
+    status_edit_interval: float = 1.0
     default_4k_weight: int = 2
     # Sharding (unset: one process, one unsharded gateway connection). See :meth:`shards`.
     shard_count: int | None = None

@@ -12,6 +12,9 @@ from typing import Protocol
 from bot.imaging import FittedImage
 from bot.models import FailureReason, JobRecord, JobState
 
+# Below this many seconds left, a reply says "any moment now" rather than when the job should end.
+SOON = 5.0
+
 
 @dataclass(frozen=True, slots=True)
 class Progress:
@@ -30,6 +33,14 @@ class Progress:
     @property
     def elapsed(self) -> float:
         return max(0.0, self.now - self.phase_since)
+
+    @property
+    def ends_at(self) -> float | None:
+        """When the job should be done (on the clock of ``now``), or ``None`` when that is unknown
+        or any moment now."""
+        if self.remaining is None or self.remaining < SOON:
+            return None
+        return self.now + self.remaining
 
 
 @dataclass(frozen=True, slots=True)

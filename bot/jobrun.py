@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from bot import imaging
@@ -54,7 +54,6 @@ class TrackerSettings:
     # At most this many status and result reads per second across all jobs, spread evenly.
     upstream_reads_per_second: float = 200.0
     job_timeout: float = 600.0
-    status_edit_interval: float = 5.0
     max_result_bytes: int = 80 * 1024 * 1024
     max_reference_bytes: int = 7 * 1024 * 1024
     delivery_attempts: int = 5
@@ -123,11 +122,15 @@ def progress_of(
     )
 
 
-def timing_of(job: JobRecord, now: float) -> dict[str, Any]:
-    """What the timing model needs to know of a job in progress."""
-    running = job.status is JobState.RUNNING and job.started_at is not None
+def timing_of(job: JobRecord, now: float, running_since: float | None = None) -> dict[str, Any]:
+    """What the timing model needs to know of a job in progress. ``running_since``: when it may have
+    started generating at the earliest (the last read that saw it queued), if known; the stored
+    ``started_at`` (the first read that saw it generating) is later by up to one poll interval,
+    and a clock that starts late polls late."""
+    since = running_since if running_since is not None else job.started_at
+    running = job.status is JobState.RUNNING and since is not None
     return {
-        "running_for": now - job.started_at if running and job.started_at is not None else None,
+        "running_for": now - since if running and since is not None else None,
         "position": job.queue_position,
         "waited": now - (job.submitted_at or job.created_at),
     }
@@ -292,7 +295,11 @@ class JobRun:
         self._image_shown = False
         self._completed_at: float | None = None
         self._shown: tuple[object, ...] | None = None
-        self._shown_at = 0.0
+        self._shown_eta: float | None = None  # the end time the reply shows (it counts down by itself)
+        # The last status read that saw the job unfinished, and the last that saw it queued.
+        self._unfinished_read_at: float | None = None
+        self._queued_read_at: float | None = None
+        self._running_since: float | None = None
         # The last queue position read, and when: how fast the queue moves is learned from it.
         self._position: tuple[int, float] | None = None
 
@@ -423,15 +430,19 @@ class JobRun:
         if now >= deadline:
             return await self._time_out(job)
         await self._show_progress(job, now)
-        wait = ctx.timing.next_poll(job.resolution, **timing_of(job, now)) * self._rng.uniform(0.9, 1.1)
+        timing = timing_of(job, now, self._running_since)
+        wait = ctx.timing.next_poll(job.resolution, **timing) * self._rng.uniform(0.9, 1.1)
         await self._pause(min(wait, max(0.0, deadline - now)))
         return await ctx.store.get_job(job.id)
 
     async def _apply(self, job: JobRecord, reading: QueueStatus) -> Step:
         store, now = self._ctx.store, self._ctx.clock()
         self._learn(job, reading, now)
+        if reading.state in (QueueState.QUEUED, QueueState.RUNNING):
+            last_unfinished, self._unfinished_read_at = self._unfinished_read_at, now
         match reading.state:
             case QueueState.QUEUED:
+                self._queued_read_at = now
                 if job.status is not JobState.QUEUED or job.queue_position != reading.queue_position:
                     return await store.update_progress(
                         job.id, JobState.QUEUED, queue_position=reading.queue_position, started_at=None, now=now
@@ -439,12 +450,16 @@ class JobRun:
                 return job
             case QueueState.RUNNING:
                 if job.status is not JobState.RUNNING:
+                    # It started somewhere since the last read that saw it queued.
+                    self._running_since = self._queued_read_at if last_unfinished is not None else None
                     return await store.update_progress(
                         job.id, JobState.RUNNING, queue_position=None, started_at=now, now=now
                     )
                 return job
             case QueueState.SUCCEEDED:
-                self._completed_at = now
+                # It finished somewhere between the last read that saw it unfinished and this one.
+                previous = self._unfinished_read_at
+                self._completed_at = now if previous is None else (previous + now) / 2
                 return await store.mark_delivering(job.id, now=now)
             case _:
                 return _ending_for(job, reading)
@@ -466,15 +481,19 @@ class JobRun:
                 timing.observe_generation(job.resolution, took)
 
     async def _show_progress(self, job: JobRecord, now: float) -> None:
+        """Edit the reply when what it says changes. Its elapsed time and expected end are Discord
+        timestamps that count by themselves in the member's client, so time passing costs no edit;
+        the one edit it does cost is when the shown end passes ("any moment now")."""
         ctx = self._ctx
-        estimate = ctx.timing.estimate(job.resolution, **timing_of(job, now))
+        estimate = ctx.timing.estimate(job.resolution, **timing_of(job, now, self._running_since))
         progress = progress_of(job, now, notice=ctx.cancels.notices.get(job.id), estimate=estimate)
         key = (progress.state, progress.queue_position, progress.cancelling, progress.notice)
-        # Only a shown elapsed time ("waiting" or "generating") needs refreshing by itself.
-        ticking = progress.queue_position is None and progress.state in (JobState.QUEUED, JobState.RUNNING)
-        stale = ticking and now - self._shown_at >= self._ctx.settings.status_edit_interval
-        if key != self._shown or stale:
-            self._shown, self._shown_at = key, now
+        overdue = key == self._shown and self._shown_eta is not None and now >= self._shown_eta
+        if key != self._shown or overdue:
+            if overdue:
+                progress = replace(progress, remaining=0.0)  # past the shown end: "any moment now"
+            self._shown = key
+            self._shown_eta = progress.ends_at
             await show(self._ctx.presenter(), job, progress)
 
     async def _time_out(self, job: JobRecord) -> Step:

@@ -97,7 +97,7 @@ class Metrics:
         )
         self._delivery_lag = Histogram(
             "imagine_delivery_lag_seconds",
-            "Seconds from the upstream finishing a job to its image being in Discord.",
+            "Seconds from the upstream finishing a job (halfway between the last status read that saw it unfinished and the one that saw it done) to its image being in Discord.",
             buckets=_LAG_BUCKETS,
             registry=reg,
         )

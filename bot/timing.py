@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import json
 import math
-from collections import deque
+import random
 from dataclasses import dataclass, field
 
 # Before anything is learned: the provider's typical generation times.
 PRIOR_SECONDS = {"1K": 13.0, "2K": 16.0, "4K": 22.0}
 PRIOR_PER_POSITION = 5.0
-WINDOW = 200  # recent generation times kept per tier
+WINDOW = 200  # generation times kept per tier: a sample of the last MEMORY completions
+# How far back the sample reaches. Completions arrive shortest first after a burst (and longest last
+# at its end), so a window of the latest completions is biased either way exactly when it matters;
+# a sample drawn at random from the last MEMORY completions (reservoir sampling with a horizon)
+# sees the whole burst, and still follows a provider that slows down within a few thousand jobs.
+MEMORY = 2000
 EWMA_WEIGHT = 0.1
 
 
@@ -42,12 +47,24 @@ class Estimate:
 
 @dataclass
 class TierStats:
-    durations: deque[float] = field(default_factory=lambda: deque(maxlen=WINDOW))
+    durations: list[float] = field(default_factory=list)
+    seen: int = 0  # completions observed (the reservoir's count, capped at MEMORY)
     per_position: float | None = None
+
+    def add(self, seconds: float, rng: random.Random) -> None:
+        """Reservoir sampling over the last ``MEMORY`` completions: once the window is full, the
+        new time replaces a random slot with probability ``WINDOW / min(seen, MEMORY)``."""
+        self.seen = min(self.seen + 1, MEMORY)
+        if len(self.durations) < WINDOW:
+            self.durations.append(seconds)
+            return
+        slot = rng.randrange(self.seen)
+        if slot < WINDOW:
+            self.durations[slot] = seconds
 
     def quantile(self, q: float, prior: float) -> float:
         if not self.durations:
-            return prior * (0.6 + 0.8 * q)  # a spread around the prior until there is data
+            return prior * (0.4 + 1.0 * q)  # a spread around the prior until there is data
         ordered = sorted(self.durations)
         return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
@@ -55,8 +72,9 @@ class TierStats:
 class TimingModel:
     """Per-tier generation times and queue speed, learned from finished jobs."""
 
-    def __init__(self, policy: PollPolicy | None = None) -> None:
+    def __init__(self, policy: PollPolicy | None = None, *, rng: random.Random | None = None) -> None:
         self.policy = policy or PollPolicy()
+        self._rng = rng or random.Random()
         self._tiers: dict[str, TierStats] = {}
         self._cache: dict[str, tuple[float, float, float]] = {}
 
@@ -68,7 +86,7 @@ class TimingModel:
     def observe_generation(self, tier: str, seconds: float) -> None:
         """A job of ``tier`` generated for ``seconds`` (from running to done)."""
         if seconds > 0 and math.isfinite(seconds):
-            self._tier(tier).durations.append(seconds)
+            self._tier(tier).add(seconds, self._rng)
             self._cache.pop(tier, None)
 
     def observe_queue(self, tier: str, positions: int, seconds: float) -> None:
@@ -135,7 +153,11 @@ class TimingModel:
         """Everything learned, as JSON (kept in the database's meta table)."""
         return json.dumps(
             {
-                tier: {"durations": [round(d, 3) for d in stats.durations], "per_position": stats.per_position}
+                tier: {
+                    "durations": [round(d, 3) for d in stats.durations],
+                    "seen": stats.seen,
+                    "per_position": stats.per_position,
+                }
                 for tier, stats in self._tiers.items()
             },
             sort_keys=True,
@@ -156,8 +178,10 @@ class TimingModel:
                 continue
             stats = self._tier(str(tier))
             for value in entry.get("durations") or []:
-                if isinstance(value, int | float):
+                if isinstance(value, int | float) and len(stats.durations) < WINDOW:
                     stats.durations.append(float(value))
+            seen = entry.get("seen")
+            stats.seen = min(MEMORY, max(len(stats.durations), seen if isinstance(seen, int) else 0))
             per_position = entry.get("per_position")
             if isinstance(per_position, int | float) and per_position > 0:
                 stats.per_position = float(per_position)

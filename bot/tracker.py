@@ -64,7 +64,7 @@ class JobTracker:
         self._settings = settings or TrackerSettings()
         self._presenter: JobPresenter | None = None
         self._cancels = Canceller(store, client, lambda: self._presenter, clock)
-        self.timing = TimingModel(poll_policy(self._settings))
+        self.timing = TimingModel(poll_policy(self._settings), rng=rng)
         self._saved_timing: str | None = None
         self._ctx = RunContext(
             store=store,

@@ -144,9 +144,9 @@ def status_line(t: Texts, progress: Progress) -> str:
         case JobState.QUEUED if progress.queue_position:
             return t("status-queued", position=progress.queue_position)
         case JobState.QUEUED:
-            return t("status-waiting", elapsed=duration(t, progress.elapsed))
+            return t("status-waiting", since=timestamp(progress.phase_since))
         case JobState.RUNNING:
-            return t("status-generating", elapsed=duration(t, progress.elapsed))
+            return t("status-generating", since=timestamp(progress.phase_since))
         case _:
             return t("status-finishing")
 
@@ -154,19 +154,20 @@ def status_line(t: Texts, progress: Progress) -> str:
 BAR_CELLS = 10
 
 
+def timestamp(at: float) -> str:
+    """A time the member's Discord shows relative to now ("12 seconds ago", "in 8 seconds") in their
+    own language, and keeps counting without an edit."""
+    return f"<t:{round(at)}:R>"
+
+
 def estimate_line(t: Texts, progress: Progress) -> str | None:
-    """A small bar and the learned time left, rounded so that it does not change every second."""
+    """A small bar (as of the edit) and the learned end, which counts down by itself."""
     if progress.remaining is None or progress.fraction is None or progress.cancelling:
         return None
     filled = min(BAR_CELLS - 1, int(progress.fraction * BAR_CELLS))
     bar = "▰" * filled + "▱" * (BAR_CELLS - filled)
-    seconds = progress.remaining
-    if seconds < 5:
-        left = t("estimate-soon")
-    elif seconds < 60:
-        left = t("estimate-seconds", seconds=int(5 * round(seconds / 5)))
-    else:
-        left = t("estimate-minutes", minutes=round(seconds / 60))
+    ends_at = progress.ends_at
+    left = t("estimate-soon") if ends_at is None else t("estimate-at", at=timestamp(ends_at))
     return f"{bar} {left}"
 
 

@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
+import random
+from dataclasses import replace
+
 import pytest
 
-from bot.jobrun import Pacer
-from bot.timing import PRIOR_SECONDS, PollPolicy, TimingModel
+from bot.jobrun import Pacer, timing_of
+from bot.models import JobRecord, JobState
+from bot.timing import MEMORY, PRIOR_SECONDS, WINDOW, PollPolicy, TimingModel
 
 POLICY = PollPolicy(min_interval=0.5, dense=1.0, max_interval=10.0)
+JOB = JobRecord(
+    id=1,
+    status=JobState.QUEUED,
+    user_id=1,
+    guild_id=None,
+    channel_id=1,
+    message_id=None,
+    application_id=None,
+    interaction_token=None,
+    token_expires_at=None,
+    upload_limit=10 * 1024 * 1024,
+    prompt="p",
+    aspect_ratio=None,
+    resolution="1K",
+    with_text=False,
+    image_urls=(),
+    cost=1,
+    quota_day="2026-12-02",
+    created_at=90.0,
+    submitted_at=100.0,
+)
 
 
 def learned(durations: list[float], tier: str = "1K", per_position: float | None = None) -> TimingModel:
@@ -112,7 +137,61 @@ def test_an_unreadable_snapshot_leaves_the_priors(snapshot: str | None) -> None:
 def test_nonsense_durations_are_not_learned(bad: float) -> None:
     model = TimingModel(POLICY)
     model.observe_generation("1K", bad)
-    assert model.snapshot() in ("{}", '{"1K": {"durations": [], "per_position": null}}')
+    assert model.snapshot() in ("{}", '{"1K": {"durations": [], "per_position": null, "seen": 0}}')
+
+
+def test_a_burst_seen_shortest_first_does_not_bias_what_is_learned() -> None:
+    """1,000 jobs of 5–20 s started together complete in order of length. A window of the latest
+    completions would keep only the longest (95th percentile stuck near 20 s, 10th near 17 s) at
+    the end of the burst, and only the shortest in its middle; the sample covers the whole burst."""
+    model = TimingModel(POLICY, rng=random.Random(3))
+    draw = random.Random(1)
+    times = sorted(draw.uniform(5.0, 20.0) for _ in range(1000))
+    for seconds in times[:500]:
+        model.observe_generation("1K", seconds)
+    early, _, late = model._spread("1K")
+    assert early == pytest.approx(5.4, abs=0.4) and late == pytest.approx(12.1, abs=0.6)  # the first half
+    for seconds in times[500:]:
+        model.observe_generation("1K", seconds)
+    early, typical, late = model._spread("1K")
+    assert early == pytest.approx(6.5, abs=1.0)
+    assert typical == pytest.approx(12.5, abs=1.0)
+    assert late == pytest.approx(19.25, abs=0.5)
+
+
+def test_the_sample_follows_a_provider_that_slows_down() -> None:
+    model = TimingModel(POLICY, rng=random.Random(5))
+    for _ in range(3000):
+        model.observe_generation("1K", 10.0)
+    for _ in range(6000):
+        model.observe_generation("1K", 30.0)
+    assert model._spread("1K")[0] == 30.0  # the horizon (MEMORY completions) has passed
+
+
+def test_snapshot_keeps_how_much_was_seen() -> None:
+    model = TimingModel(POLICY, rng=random.Random(2))
+    for i in range(5000):
+        model.observe_generation("1K", 5.0 + i % 15)
+    again = TimingModel(POLICY, rng=random.Random(2))
+    again.restore(model.snapshot())
+    assert again._tier("1K").seen == MEMORY == model._tier("1K").seen
+    assert again._tier("1K").durations == model._tier("1K").durations and len(again._tier("1K").durations) == WINDOW
+
+
+@pytest.mark.parametrize(
+    ("status", "started_at", "running_since", "running_for"),
+    [
+        (JobState.RUNNING, 110.0, None, 10.0),  # resumed: only the stored first sight is known
+        (JobState.RUNNING, 110.0, 104.0, 16.0),  # it started after the last read that saw it queued
+        (JobState.QUEUED, None, None, None),
+        (JobState.QUEUED, None, 104.0, None),  # not generating: no generation clock
+    ],
+)
+def test_the_generation_clock_starts_at_the_earliest_possible_start(
+    status: JobState, started_at: float | None, running_since: float | None, running_for: float | None
+) -> None:
+    job = replace(JOB, status=status, started_at=started_at)
+    assert timing_of(job, 120.0, running_since)["running_for"] == running_for
 
 
 class FakeClock:

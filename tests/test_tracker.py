@@ -20,7 +20,7 @@ from bot.storage.sqlite import SqliteStore
 from bot.tracker import JobTracker, TrackerSettings
 
 KEY = "sim-key-for-tracker-tests"
-FAST = TrackerSettings(poll_min_interval=0.02, poll_max_interval=0.05, job_timeout=30, status_edit_interval=0.05)
+FAST = TrackerSettings(poll_min_interval=0.02, poll_max_interval=0.05, job_timeout=30)
 
 
 class Recorder:
