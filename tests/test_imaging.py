@@ -3,6 +3,8 @@ from __future__ import annotations
 import io
 import os
 import struct
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from PIL import Image, ImageCms, ImageStat
@@ -370,3 +372,39 @@ def test_fit_image_keeps_rgb_icc_profile_only() -> None:
     assert decoded(fit_image(data, len(data) // 2)).info.get("icc_profile") == srgb
     cmyk = encode(noise_image(300, 200, "CMYK"), "JPEG", quality=100, icc_profile=srgb[:16] + b"CMYK" + srgb[20:])
     assert decoded(fit_image(cmyk, len(cmyk) // 2)).info.get("icc_profile") is None
+
+
+def _png(size: int = 256) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (size, size), (10, 120, 200)).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: d[: len(d) // 2],  # cut short
+        lambda d: d[:-12],  # no end chunk
+        lambda d: d[:60] + bytes(20) + d[80:],  # pixel data overwritten (its checksum no longer matches)
+    ],
+)
+def test_a_damaged_png_that_fits_is_refused_without_decoding(damage: Callable[[bytes], bytes]) -> None:
+    with pytest.raises(ValueError):
+        fit_image(damage(_png()), 10 * 1024 * 1024)
+
+
+def test_a_png_that_fits_is_passed_on_without_decoding_its_pixels(monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import ImageFile
+
+    loads: list[object] = []
+    original = ImageFile.ImageFile.load
+
+    def counting(self: ImageFile.ImageFile) -> Any:
+        loads.append(self)
+        return original(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", counting)
+    data = _png()
+    fitted = fit_image(data, 10 * 1024 * 1024)
+    assert fitted.data == data and (fitted.width, fitted.height) == (256, 256) and not fitted.reencoded
+    assert loads == []
