@@ -66,8 +66,8 @@ from bench._common import (
     seconds,
     send_imagines,
 )
+from bot.config import DEFAULT_READS_PER_SECOND
 from bot.devtools.fakediscord import FakeDiscord, FakeInteraction
-from bot.jobrun import TrackerSettings
 from bot.simulator import SimulatorOptions
 
 AFTER_RESTART = (2.0, 12.0)  # the jobs still running finish this many seconds after the restart
@@ -214,7 +214,7 @@ async def measure(args: argparse.Namespace, workdir: Path, sim: SimulatorProcess
             lag_down.append(shown - ready)
         else:
             lag_after.append(shown - job.finished_at)
-    bound = TrackerSettings().upstream_reads_per_second
+    bound = DEFAULT_READS_PER_SECOND
     status_times = [c.received_at for c in after if c.endpoint == "status"]
     api_times = [c.received_at for c in after if c.endpoint in ("submit", "status", "result", "cancel")]
     file_times = [c.received_at for c in after if c.endpoint == "file"]

@@ -33,7 +33,6 @@ def tracker_settings(settings: Settings) -> TrackerSettings:
         job_timeout=settings.job_timeout,
         max_result_bytes=settings.max_result_bytes,
         max_reference_bytes=settings.max_reference_bytes,
-        upstream_reads_per_second=settings.upstream_reads_per_second,
     )
 
 
@@ -69,6 +68,7 @@ async def run(
             model=settings.odirouter_model,
             size_fields=settings.size_fields,
             concurrency=settings.upstream_concurrency,
+            reads_per_second=settings.upstream_reads_per_second,
             metrics=metrics,
         )
         if settings.metrics_port is not None:

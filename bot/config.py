@@ -21,6 +21,7 @@ SIZE_TIERS = ("1K", "2K", "4K")
 SIZE_FIELDS = ("resolution", "image_size")
 DEFAULT_POLL_MIN = 1.0
 DEFAULT_POLL_MAX = 10.0
+DEFAULT_READS_PER_SECOND = 200.0
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
 DEFAULT_METRICS_HOST = "127.0.0.1"
@@ -60,7 +61,7 @@ class Settings:
     poll_min_interval: float = DEFAULT_POLL_MIN
     poll_max_interval: float = DEFAULT_POLL_MAX
     upstream_concurrency: int = 8
-    upstream_reads_per_second: float = 200.0
+    upstream_reads_per_second: float = DEFAULT_READS_PER_SECOND
     status_edit_interval: float = 1.0
     default_4k_weight: int = 2
     # Sharding (unset: one process, one unsharded gateway connection). See :meth:`shards`.

@@ -51,8 +51,6 @@ class TrackerSettings:
     poll_max_interval: float = 10.0
     # The interval around a job's expected end (learned from finished jobs of its tier).
     poll_dense_interval: float = 1.0
-    # At most this many status and result reads per second across all jobs, spread evenly.
-    upstream_reads_per_second: float = 200.0
     job_timeout: float = 600.0
     max_result_bytes: int = 80 * 1024 * 1024
     max_reference_bytes: int = 7 * 1024 * 1024
@@ -75,24 +73,6 @@ class JobMetrics(Protocol):
 def poll_policy(settings: TrackerSettings) -> PollPolicy:
     low, high = settings.poll_min_interval, settings.poll_max_interval
     return PollPolicy(min_interval=low, dense=min(high, max(low, settings.poll_dense_interval)), max_interval=high)
-
-
-class Pacer:
-    """At most ``rate`` turns a second, spread evenly: each caller takes the next free slot, so a
-    thousand jobs resumed at once read their status over seconds instead of in one burst."""
-
-    def __init__(self, rate: float, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep) -> None:
-        self._gap = 1.0 / rate
-        self._clock = clock
-        self._sleep = sleep
-        self._next = 0.0
-
-    async def turn(self) -> None:
-        now = self._clock()
-        slot = max(now, self._next)
-        self._next = slot + self._gap
-        if slot > now:
-            await self._sleep(slot - now)
 
 
 def log_fields(job: JobRecord) -> dict[str, object]:
@@ -262,7 +242,6 @@ class RunContext:
     rng: random.Random | None = None
     metrics: JobMetrics | None = None
     timing: TimingModel = field(default_factory=TimingModel)
-    pacer: Pacer | None = None
     closing: Callable[[], bool] = lambda: False
     # Runs a submit so that a shutdown lets it finish (and be recorded) instead of cutting it off.
     guard_submit: Callable[[Coroutine[Any, Any, Step]], Awaitable[Step]] | None = None
@@ -411,8 +390,6 @@ class JobRun:
         ctx = self._ctx
         started = job.submitted_at or job.created_at
         deadline = started + ctx.settings.job_timeout
-        if ctx.pacer is not None:
-            await ctx.pacer.turn()
         # Read before judging the deadline: after a long downtime the job may simply be done.
         try:
             reading: QueueStatus | None = await ctx.client.status(handle_of(ctx.client, job))

@@ -23,7 +23,6 @@ from bot.jobrun import (
     Clock,
     JobMetrics,
     JobRun,
-    Pacer,
     RunContext,
     Sleep,
     Step,
@@ -77,7 +76,6 @@ class JobTracker:
             rng=rng,
             metrics=metrics,
             timing=self.timing,
-            pacer=Pacer(self._settings.upstream_reads_per_second, sleep=sleep),
             closing=lambda: self._closing,
             guard_submit=self._guard_submit,
         )

@@ -1344,3 +1344,23 @@ async def test_client_records_latency_errors_and_polls(sim: Simulator, make_clie
     assert sample(metrics, "imagine_upstream_errors_total", operation="status", kind="http_5xx") == 1
     assert sample(metrics, "imagine_upstream_errors_total", operation="cancel", kind="not_found") == 1
     assert sample(metrics, "imagine_upstream_request_seconds_sum", operation="status") > 0
+
+
+async def test_status_and_result_reads_are_paced_as_they_leave(sim: Simulator) -> None:
+    """With a read rate set, status and result reads (not submits) each wait for their turn, spread
+    evenly, after taking a slot among the calls in flight: what leaves never bunches up."""
+    now = [0.0]
+    waits: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        waits.append(delay)
+
+    async with aiohttp.ClientSession() as session:
+        client = QueueClient(
+            session, base_url=sim.base_url, api_key=KEY, sleep=sleep, clock=lambda: now[0], reads_per_second=10.0
+        )
+        handle = await submit_running(sim, client)
+        assert waits == []  # the submit is not a read
+        await asyncio.gather(*(client.status(handle) for _ in range(4)))
+        await client.result(handle)
+    assert waits == pytest.approx([0.1, 0.2, 0.3, 0.4])

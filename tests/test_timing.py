@@ -7,8 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from bot.jobrun import Pacer, timing_of
+from bot.jobrun import timing_of
 from bot.models import JobRecord, JobState
+from bot.queue.pacing import Pacer
 from bot.timing import MEMORY, PRIOR_SECONDS, WINDOW, PollPolicy, TimingModel
 
 POLICY = PollPolicy(min_interval=0.5, dense=1.0, max_interval=10.0)

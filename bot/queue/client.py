@@ -47,6 +47,7 @@ from bot.queue.models import (
     parse_result,
     parse_status,
 )
+from bot.queue.pacing import Pacer
 from bot.queue.retry import RetryPolicy, parse_retry_after
 
 if TYPE_CHECKING:
@@ -99,9 +100,12 @@ class QueueClient:
         metrics: Metrics | None = None,
         health: UpstreamHealth | None = None,
         clock: Clock = time.monotonic,
+        reads_per_second: float | None = None,
     ) -> None:
         """``metrics`` records latency, errors and polls; ``health`` (a new one by default) follows
-        the upstream's state; ``clock`` (monotonic seconds) times attempts and ``Retry-After`` holds."""
+        the upstream's state; ``clock`` (monotonic seconds) times attempts and ``Retry-After`` holds;
+        ``reads_per_second`` bounds status and result reads (retries included), spread evenly and
+        counted as they leave, so a thousand jobs resumed at once never make a burst."""
         self._session = session
         self._base = base_url.rstrip("/")
         self._origin = _origin(self._base)
@@ -118,6 +122,7 @@ class QueueClient:
         # and downloads (seconds each for a 4K file) have their own, smaller one.
         self._calls = asyncio.Semaphore(concurrency)
         self._downloads = asyncio.Semaphore(max(1, concurrency // 2))
+        self._reads = Pacer(reads_per_second, clock=clock, sleep=sleep) if reads_per_second else None
         self._metrics = metrics
         self._health = health or UpstreamHealth()
         self._clock = clock
@@ -198,12 +203,12 @@ class QueueClient:
     async def status(self, handle: JobHandle) -> QueueStatus:
         if self._metrics is not None:
             self._metrics.status_poll()
-        _, data = await self._call("status", "GET", handle.status_url, request_id=handle.request_id)
+        _, data = await self._call("status", "GET", handle.status_url, request_id=handle.request_id, paced=True)
         return self._parsed("status", lambda: parse_status(data, handle.request_id))
 
     async def result(self, handle: JobHandle) -> QueueResult | QueueStatus:
         """The finished job's outputs, or its current status when it has not finished (HTTP 202)."""
-        status, data = await self._call("result", "GET", handle.response_url, request_id=handle.request_id)
+        status, data = await self._call("result", "GET", handle.response_url, request_id=handle.request_id, paced=True)
 
         def parse() -> QueueResult | QueueStatus:
             if status == 202:
@@ -275,9 +280,12 @@ class QueueClient:
         request_id: str | None = None,
         submit: bool = False,
         limited: bool = True,
+        paced: bool = False,
     ) -> tuple[int, Any]:
         async def attempt() -> tuple[int, Any]:
             async with self._calls if limited else contextlib.nullcontext():
+                if paced and self._reads is not None:
+                    await self._reads.turn()  # with a slot in hand, so the read leaves at its turn
                 started = self._clock()
                 try:
                     async with self._session.request(
