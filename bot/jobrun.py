@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot import imaging
@@ -274,7 +274,6 @@ class JobRun:
         self._image_shown = False
         self._completed_at: float | None = None
         self._shown: tuple[object, ...] | None = None
-        self._shown_eta: float | None = None  # the end time the reply shows (it counts down by itself)
         # The last status read that saw the job unfinished, and the last that saw it queued.
         self._unfinished_read_at: float | None = None
         self._queued_read_at: float | None = None
@@ -459,18 +458,14 @@ class JobRun:
 
     async def _show_progress(self, job: JobRecord, now: float) -> None:
         """Edit the reply when what it says changes. Its elapsed time and expected end are Discord
-        timestamps that count by themselves in the member's client, so time passing costs no edit;
-        the one edit it does cost is when the shown end passes ("any moment now")."""
+        timestamps that count by themselves in the member's client ("expected in 8 seconds", then
+        "expected 3 seconds ago" if it runs late), so time passing costs no edit."""
         ctx = self._ctx
         estimate = ctx.timing.estimate(job.resolution, **timing_of(job, now, self._running_since))
         progress = progress_of(job, now, notice=ctx.cancels.notices.get(job.id), estimate=estimate)
         key = (progress.state, progress.queue_position, progress.cancelling, progress.notice)
-        overdue = key == self._shown and self._shown_eta is not None and now >= self._shown_eta
-        if key != self._shown or overdue:
-            if overdue:
-                progress = replace(progress, remaining=0.0)  # past the shown end: "any moment now"
+        if key != self._shown:
             self._shown = key
-            self._shown_eta = progress.ends_at
             await show(self._ctx.presenter(), job, progress)
 
     async def _time_out(self, job: JobRecord) -> Step:

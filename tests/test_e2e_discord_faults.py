@@ -19,6 +19,7 @@ from bot.simulator import SimJob
 from bot.tracker import TrackerSettings
 from tests.conftest import StartWorld
 from tests.harness import Rig, embed_text
+from tests.test_e2e_cancel import block_queue
 
 # Past the interaction token's 15 minutes (with the presenter's margin): every edit uses the bot token.
 TOKEN_GONE = 15 * 60.0
@@ -172,12 +173,16 @@ async def test_access_lost_and_regained_mid_job_delivers_to_the_same_reply(world
     """A status edit refused (no View Channel) stops the status edits, but not the reply: with access
     back by the end, the image goes into the same reply rather than into a second message."""
     rig = await world(sim={"manual": True}, clock=late_clock)
+    await block_queue(rig.sim.base_url, 1)
     interaction = await rig.imagine(rig.fake.alice, prompt="lights out for a moment")
-    reply, job = await generating(rig, interaction)
+    reply = await interaction.wait_original(lambda m: "position 1" in embed_text(m))
+    job = await rig.job_for(interaction)
     start = len(rig.fake.requests)
     await rig.fake.revoke_bot_permissions(Permission.VIEW_CHANNEL)
+    rig.sim.finish(running(rig).request_id)  # the job ahead ends: ours starts, the reply would change
     await rig.fake.wait_for_request("PATCH", EDIT, timeout=5.0, start=start, status=403)
     await rig.fake.restore_bot_permissions(Permission.VIEW_CHANNEL)
+    await rig.sim.wait_for(lambda: any(j.state == "IN_PROGRESS" for j in rig.sim.jobs.values()))
     rig.sim.finish(running(rig).request_id)
     final = await ended(rig, job.id)
     assert final.status is JobState.DELIVERED and final.cost == 1

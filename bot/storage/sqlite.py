@@ -172,8 +172,7 @@ class SqliteStore:
 
     async def _refused(self, job_id: int) -> None:
         """After a conditional write changed nothing: raise if that is because the job is not ours."""
-        async with self._db.execute("SELECT owner FROM jobs WHERE id = ?", (job_id,)) as cur:
-            row = await cur.fetchone()
+        row = await self._row("SELECT owner FROM jobs WHERE id = ?", (job_id,))
         if row is not None and row[0] != self._me:
             raise NotOwnerError(job_id, row[0])
 
@@ -249,13 +248,10 @@ class SqliteStore:
         """Run one conditional UPDATE; returns how many rows it changed."""
         async with self._write_lock:
             cur = await self._db.execute(sql, params)
-            changed = cur.rowcount
-            await cur.close()
-        return changed
+        return cur.rowcount  # an UPDATE's cursor holds nothing open: no need for a trip to close it
 
     async def schema_version(self) -> int:
-        async with self._db.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
+        row = await self._row("PRAGMA user_version")
         return int(row[0]) if row else 0
 
     # -- jobs ------------------------------------------------------------------------------
@@ -335,16 +331,14 @@ class SqliteStore:
         )
 
     async def active_counts(self) -> dict[str, int]:
-        async with self._db.execute(
+        rows = await self._rows(
             f"SELECT status, COUNT(*) FROM jobs WHERE status IN ({_ACTIVE}) AND owner = ? GROUP BY status",
             (self._me,),
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         return {str(row[0]): int(row[1]) for row in rows}
 
     async def ping(self) -> bool:
-        async with self._db.execute("SELECT 1") as cur:
-            row = await cur.fetchone()
+        row = await self._row("SELECT 1")
         return row is not None
 
     async def untold_jobs(self, *, since: float) -> list[JobRecord]:
@@ -530,19 +524,17 @@ class SqliteStore:
         )
 
     async def active_counts_in_guild(self, guild_id: int) -> dict[str, int]:
-        async with self._db.execute(
+        rows = await self._rows(
             f"SELECT status, COUNT(*) FROM jobs WHERE status IN ({_ACTIVE}) AND +guild_id = ? GROUP BY status",
             (guild_id,),
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         return {str(row[0]): int(row[1]) for row in rows}
 
     async def waiting_summary(self) -> tuple[int, int | None]:
-        async with self._db.execute(
+        row = await self._row(
             "SELECT COUNT(*), MAX(queue_position) FROM jobs WHERE status IN (?, ?)",
             (JobState.PENDING.value, JobState.QUEUED.value),
-        ) as cur:
-            row = await cur.fetchone()
+        )
         if row is None:
             return 0, None
         return int(row[0]), None if row[1] is None else int(row[1])
@@ -550,8 +542,7 @@ class SqliteStore:
     # -- bookkeeping -------------------------------------------------------------------------
 
     async def get_meta(self, key: str) -> str | None:
-        async with self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
-            row = await cur.fetchone()
+        row = await self._row("SELECT value FROM meta WHERE key = ?", (key,))
         return str(row[0]) if row else None
 
     async def set_meta(self, key: str, value: str) -> None:
@@ -563,8 +554,7 @@ class SqliteStore:
     # -- quotas ----------------------------------------------------------------------------
 
     async def get_quota(self, guild_id: int) -> QuotaSettings:
-        async with self._db.execute("SELECT * FROM quota_settings WHERE guild_id = ?", (guild_id,)) as cur:
-            row = await cur.fetchone()
+        row = await self._row("SELECT * FROM quota_settings WHERE guild_id = ?", (guild_id,))
         if row is None:
             return QuotaSettings(guild_id=guild_id)
         return QuotaSettings(
@@ -602,24 +592,22 @@ class SqliteStore:
         return await self.get_quota(guild_id)
 
     async def quota_changes(self, guild_id: int, *, limit: int = 10) -> list[QuotaChange]:
-        async with self._db.execute(
+        rows = await self._rows(
             "SELECT * FROM quota_changes WHERE guild_id = ? ORDER BY at DESC, id DESC LIMIT ?", (guild_id, limit)
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         return [
             QuotaChange(r["guild_id"], r["user_id"], r["field"], r["old_value"], r["new_value"], r["at"]) for r in rows
         ]
 
     async def usage(self, guild_id: int | None, user_id: int, *, day: str) -> Usage:
-        async with self._db.execute(
+        row = await self._row(
             f"""SELECT
                     COALESCE(SUM(CASE WHEN user_id = ? AND quota_day = ? THEN cost END), 0) AS user_used,
                     COALESCE(SUM(CASE WHEN quota_day = ? THEN cost END), 0) AS guild_used,
                     COUNT(CASE WHEN user_id = ? AND status IN ({_ACTIVE}) THEN 1 END) AS user_active
                 FROM jobs WHERE guild_id IS ? AND (quota_day = ? OR status IN ({_ACTIVE}))""",
             (user_id, day, day, user_id, guild_id, day),
-        ) as cur:
-            row = await cur.fetchone()
+        )
         assert row is not None
         return Usage(user_used=row["user_used"], guild_used=row["guild_used"], user_active=row["user_active"])
 
@@ -630,8 +618,7 @@ class SqliteStore:
             if user_id is not None:
                 where += " AND user_id = ?"
                 params += (user_id,)
-            async with self._db.execute(f"SELECT COALESCE(SUM(cost), 0) FROM jobs WHERE {where}", params) as cur:
-                row = await cur.fetchone()
+            row = await self._row(f"SELECT COALESCE(SUM(cost), 0) FROM jobs WHERE {where}", params)
             cleared = int(row[0]) if row else 0
             await self._db.execute(f"UPDATE jobs SET cost = 0, updated_at = ? WHERE {where}", (now, *params))
             await self._db.execute(
@@ -644,16 +631,19 @@ class SqliteStore:
     # -- server controls -------------------------------------------------------------------
 
     async def server_controls(self, guild_id: int) -> ServerControls:
-        async with self._db.execute("SELECT * FROM server_controls WHERE guild_id = ?", (guild_id,)) as cur:
-            row = await cur.fetchone()
-        async with self._db.execute(
-            "SELECT role_id FROM four_k_roles WHERE guild_id = ? ORDER BY set_at, role_id", (guild_id,)
-        ) as cur:
-            four_k_roles = tuple(int(r[0]) for r in await cur.fetchall())
-        async with self._db.execute(
-            "SELECT phrase FROM blocked_words WHERE guild_id = ? ORDER BY folded", (guild_id,)
-        ) as cur:
-            words = tuple(str(r[0]) for r in await cur.fetchall())
+        row = await self._row("SELECT * FROM server_controls WHERE guild_id = ?", (guild_id,))
+        four_k_roles = tuple(
+            int(r[0])
+            for r in await self._rows(
+                "SELECT role_id FROM four_k_roles WHERE guild_id = ? ORDER BY set_at, role_id", (guild_id,)
+            )
+        )
+        words = tuple(
+            str(r[0])
+            for r in await self._rows(
+                "SELECT phrase FROM blocked_words WHERE guild_id = ? ORDER BY folded", (guild_id,)
+            )
+        )
         return ServerControls(
             guild_id=guild_id,
             four_k=FourKAccess(row["four_k"]) if row is not None else FourKAccess.EVERYONE,
@@ -674,36 +664,27 @@ class SqliteStore:
                 return []
             sql += f" AND role_id IN ({','.join('?' * len(role_ids))})"
             params += tuple(role_ids)
-        async with self._db.execute(sql + " ORDER BY set_at, role_id", params) as cur:
-            rows = await cur.fetchall()
+        rows = await self._rows(sql + " ORDER BY set_at, role_id", params)
         return [RoleLimit(r["role_id"], r["daily"], r["set_by"], r["set_at"]) for r in rows]
 
     async def member_controls(self, guild_id: int, user_id: int) -> MemberControls:
-        async with self._db.execute(
-            "SELECT * FROM member_limits WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
-        ) as cur:
-            limit = await cur.fetchone()
-        async with self._db.execute(
-            "SELECT * FROM blocked_members WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
-        ) as cur:
-            block = await cur.fetchone()
+        limit = await self._row("SELECT * FROM member_limits WHERE guild_id = ? AND user_id = ?", (guild_id, user_id))
+        block = await self._row("SELECT * FROM blocked_members WHERE guild_id = ? AND user_id = ?", (guild_id, user_id))
         return MemberControls(
             limit=MemberLimit(user_id, limit["daily"], limit["set_by"], limit["set_at"]) if limit else None,
             block=MemberBlock(user_id, block["set_by"], block["set_at"]) if block else None,
         )
 
     async def member_limits(self, guild_id: int, *, limit: int) -> list[MemberLimit]:
-        async with self._db.execute(
+        rows = await self._rows(
             "SELECT * FROM member_limits WHERE guild_id = ? ORDER BY set_at DESC, user_id LIMIT ?", (guild_id, limit)
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         return [MemberLimit(r["user_id"], r["daily"], r["set_by"], r["set_at"]) for r in rows]
 
     async def blocked_members(self, guild_id: int, *, limit: int) -> list[MemberBlock]:
-        async with self._db.execute(
+        rows = await self._rows(
             "SELECT * FROM blocked_members WHERE guild_id = ? ORDER BY set_at DESC, user_id LIMIT ?", (guild_id, limit)
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         return [MemberBlock(r["user_id"], r["set_by"], r["set_at"]) for r in rows]
 
     async def _touch_controls(self, guild_id: int, by: int, now: float) -> None:
@@ -790,8 +771,7 @@ class SqliteStore:
                 "UPDATE server_controls SET four_k = ? WHERE guild_id = ? AND four_k = ?",
                 (FourKAccess.ROLES.value, guild_id, FourKAccess.EVERYONE.value),
             )
-            async with self._db.execute("SELECT four_k FROM server_controls WHERE guild_id = ?", (guild_id,)) as cur:
-                row = await cur.fetchone()
+            row = await self._row("SELECT four_k FROM server_controls WHERE guild_id = ?", (guild_id,))
         assert row is not None
         return FourKAccess(row[0])
 
@@ -810,8 +790,9 @@ class SqliteStore:
             if key and key not in wanted:
                 wanted[key] = phrase.strip()
         async with self._transaction():
-            async with self._db.execute("SELECT folded FROM blocked_words WHERE guild_id = ?", (guild_id,)) as cur:
-                stored = {str(r[0]) for r in await cur.fetchall()}
+            stored = {
+                str(r[0]) for r in await self._rows("SELECT folded FROM blocked_words WHERE guild_id = ?", (guild_id,))
+            }
             new = {k: v for k, v in wanted.items() if k not in stored}
             if len(stored) + len(new) > max_words:
                 return None
@@ -829,11 +810,13 @@ class SqliteStore:
             return ()
         marks = ",".join("?" * len(keys))
         async with self._transaction():
-            async with self._db.execute(
-                f"SELECT phrase FROM blocked_words WHERE guild_id = ? AND folded IN ({marks}) ORDER BY folded",
-                (guild_id, *keys),
-            ) as cur:
-                removed = tuple(str(r[0]) for r in await cur.fetchall())
+            removed = tuple(
+                str(r[0])
+                for r in await self._rows(
+                    f"SELECT phrase FROM blocked_words WHERE guild_id = ? AND folded IN ({marks}) ORDER BY folded",
+                    (guild_id, *keys),
+                )
+            )
             await self._db.execute(
                 f"DELETE FROM blocked_words WHERE guild_id = ? AND folded IN ({marks})", (guild_id, *keys)
             )
@@ -863,7 +846,7 @@ class SqliteStore:
         at, job_id = after
         ours = ",".join(str(s) for s in sorted(self._ownership.shard_ids))
         # CROSS JOIN keeps jobs as the outer loop: a range of jobs_by_finish, never a server's history.
-        async with self._db.execute(
+        rows = await self._rows(
             f"""SELECT jobs.*, server_controls.log_channel_id AS log_channel
                FROM jobs CROSS JOIN server_controls ON server_controls.guild_id = jobs.guild_id
                WHERE jobs.status = ? AND jobs.finished_at >= ?
@@ -871,20 +854,26 @@ class SqliteStore:
                  AND server_controls.log_channel_id IS NOT NULL AND jobs.shard_id IN ({ours})
                ORDER BY jobs.finished_at, jobs.id LIMIT ?""",
             (JobState.FAILED.value, at, at, job_id, limit),
-        ) as cur:
-            rows = await cur.fetchall()
+        )
         return [(_job(r), int(r["log_channel"])) for r in rows]
 
     # -- helpers ---------------------------------------------------------------------------
 
+    # Each read is one trip to aiosqlite's thread (the statement and its rows together): under load
+    # every trip also waits its turn in the event loop, so trips, not statements, are what cost.
+    async def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        return list(await self._db.execute_fetchall(sql, tuple(params)))
+
+    async def _row(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
+        rows = await self._rows(sql, params)
+        return rows[0] if rows else None
+
     async def _one(self, sql: str, params: tuple[Any, ...]) -> JobRecord | None:
-        async with self._db.execute(sql, params) as cur:
-            row = await cur.fetchone()
+        row = await self._row(sql, params)
         return _job(row) if row is not None else None
 
     async def _many(self, sql: str, params: tuple[Any, ...]) -> list[JobRecord]:
-        async with self._db.execute(sql, params) as cur:
-            rows = await cur.fetchall()
+        rows = await self._rows(sql, params)
         return [_job(r) for r in rows]
 
     async def _require(self, job_id: int) -> JobRecord:
