@@ -731,3 +731,54 @@ def test_cli_reuse_images() -> None:
 
     assert options_from_args(build_parser().parse_args(["--reuse-images"]), "key").reuse_images
     assert not options_from_args(build_parser().parse_args([]), "key").reuse_images
+
+
+# --------------------------------------------------------------------------- fail rate and queue depth
+
+
+def test_fail_rate_fails_that_share_of_jobs_reproducibly() -> None:
+    def outcomes(seed: int) -> list[str | None]:
+        sim = Simulator(opts(fail_rate=0.5, seed=seed))
+        return [sim._create_job({"prompt": "x"}).forced_error_type for _ in range(40)]
+
+    first = outcomes(7)
+    assert set(first) == {None, "INFERENCE_FAILURE"}
+    assert 10 <= first.count("INFERENCE_FAILURE") <= 30
+    assert outcomes(7) == first  # seeded: the same submits fail
+    never = Simulator(opts(fail_rate=0.0))
+    assert {never._create_job({"prompt": "x"}).forced_error_type for _ in range(20)} == {None}
+
+
+async def test_a_failed_job_answers_its_error(http: aiohttp.ClientSession) -> None:
+    async with run_simulator(opts(fail_rate=1.0, job_duration=0.0)) as sim:
+        request_id = (await submit(http, sim, {"prompt": "x"}))["request_id"]
+        await wait_state(sim, request_id, "COMPLETED")
+        status, body = await status_of(http, sim, request_id)
+        assert status == 200 and body["error_type"] == "INFERENCE_FAILURE"
+
+
+async def test_queue_depth_keeps_other_customers_jobs_ahead(http: aiohttp.ClientSession) -> None:
+    async with run_simulator(opts(queue_depth=2, job_duration=0.05)) as sim:
+        others = [j for j in sim.jobs.values() if j.background]
+        await sim.wait_for(lambda: any(j.state == "IN_PROGRESS" for j in sim.jobs.values()))
+        answer = await submit(http, sim, {"prompt": "mine", "response_modalities": ["Text"]})
+        mine = answer["request_id"]
+        assert answer["queue_position"] == 3  # two waiting and one running ahead of it
+        await wait_state(sim, mine, "IN_PROGRESS")
+        # Each other job that started was replaced behind mine: two are waiting again.
+        assert sum(1 for rid in sim.queued() if sim.jobs[rid].background) == 2
+        await wait_state(sim, mine, "COMPLETED")
+        status, body = await status_of(http, sim, mine)
+        assert status == 200 and body["status"] == "COMPLETED" and "error_type" not in body
+        # The other customers' jobs are not reachable through the API, and leave no trace when done.
+        status, _ = await status_of(http, sim, sim.queued()[0])
+        assert status == 404
+        assert others[0].request_id not in sim.jobs  # it ran before mine, and is forgotten
+        assert [c.request_id for c in sim.submits()] == [mine]
+
+
+def test_fail_rate_and_queue_depth_are_checked() -> None:
+    with pytest.raises(ValueError, match="fail_rate"):
+        opts(fail_rate=1.5)
+    with pytest.raises(ValueError, match="queue_depth"):
+        opts(queue_depth=-1)

@@ -133,6 +133,13 @@ class SimulatorOptions:
     # Render one image per aspect ratio and tier and serve it to every job without references (the
     # same bytes each time): for load tests, where encoding a PNG per job would load the machine.
     reuse_images: bool = False
+    # Fraction of submitted jobs that complete with INFERENCE_FAILURE (drawn from an RNG seeded with
+    # ``seed``), as the model fails now and then.
+    fail_rate: float = 0.0
+    # Other customers' jobs kept waiting in the queue: each one that starts is replaced at the back, so
+    # a new submit always has this many ahead of it (plus those running). They run like any job (for
+    # ``job_duration``) but produce nothing and are never visible through the API.
+    queue_depth: int = 0
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -145,6 +152,10 @@ class SimulatorOptions:
             raise ValueError("pending_http_status must be 200 or 202")
         if not (0.0 <= self.error_rate <= 1.0 and 0.0 <= self.rate_limit_rate <= 1.0):
             raise ValueError("error_rate and rate_limit_rate must be within [0, 1]")
+        if not 0.0 <= self.fail_rate <= 1.0:
+            raise ValueError("fail_rate must be within [0, 1]")
+        if self.queue_depth < 0:
+            raise ValueError("queue_depth must be >= 0")
 
 
 @dataclass(slots=True)
@@ -186,6 +197,7 @@ class SimJob:
     finish_requested: bool = False  # Simulator.finish() was called
     finish_error_type: str | None = None
     duration: float = 0.0  # seconds it runs once started (unless finished early or cancelled)
+    background: bool = False  # another customer's job (``queue_depth``): not reachable through the API
     wake: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @property
@@ -344,6 +356,7 @@ class Simulator:
         self._random = random.Random(options.seed)
         # Its own generator, so that random faults do not shift the durations (and the reverse).
         self._durations = random.Random(options.seed)
+        self._failures = random.Random(options.seed)
         self._rendered: dict[tuple[str | None, str], tuple[bytes, int, int]] = {}
         self._created = 0
         self._base_url: str | None = None
@@ -581,6 +594,10 @@ class Simulator:
 
     # ----------------------------------------------------------------- handlers
 
+    def _api_job(self, request_id: str) -> SimJob | None:
+        job = self.jobs.get(request_id)
+        return None if job is None or job.background else job
+
     async def handle_submit(self, request: web.Request) -> web.Response:
         if (denied := self._guard(request)) is not None:
             return denied
@@ -605,7 +622,7 @@ class Simulator:
     async def handle_status(self, request: web.Request) -> web.Response:
         if (denied := self._guard(request)) is not None:
             return denied
-        job = self.jobs.get(request.match_info["request_id"])
+        job = self._api_job(request.match_info["request_id"])
         if job is None:
             return web.json_response({"detail": "Request not found"}, status=404)
         status = 200 if job.state == "COMPLETED" else self.options.pending_http_status
@@ -620,7 +637,7 @@ class Simulator:
         """
         if (denied := self._guard(request)) is not None:
             return denied
-        job = self.jobs.get(request.match_info["request_id"])
+        job = self._api_job(request.match_info["request_id"])
         if job is None:
             return web.json_response({"detail": "Request not found"}, status=404)
         if job.state != "COMPLETED":
@@ -651,7 +668,7 @@ class Simulator:
     async def handle_cancel(self, request: web.Request) -> web.Response:
         if (denied := self._guard(request)) is not None:
             return denied
-        job = self.jobs.get(request.match_info["request_id"])
+        job = self._api_job(request.match_info["request_id"])
         if job is None:
             return web.json_response({"status": "NOT_FOUND"}, status=404)
         if job.state == "COMPLETED":
@@ -666,7 +683,7 @@ class Simulator:
         return web.json_response({"status": "CANCELLATION_REQUESTED"}, status=202)
 
     async def handle_file(self, request: web.Request) -> web.Response:
-        job = self.jobs.get(request.match_info["request_id"])
+        job = self._api_job(request.match_info["request_id"])
         if job is None or job.image is None or request.match_info["name"] != "image.png":
             return web.json_response({"detail": "File not found"}, status=404)
         return web.Response(body=job.image, content_type="image/png")
@@ -680,11 +697,24 @@ class Simulator:
             job.forced_error_type = self._fail_next.popleft()
         elif self.options.fail_with is not None:
             job.forced_error_type = self.options.fail_with
+        elif self.options.fail_rate and self._failures.random() < self.options.fail_rate:
+            job.forced_error_type = "INFERENCE_FAILURE"
         self.jobs[request_id] = job
         self._queue.append(request_id)
         self._created += 1
         self._notify()
         return job
+
+    def _top_up_background(self) -> None:
+        """Keep ``queue_depth`` other customers' jobs waiting, each new one at the back of the queue."""
+        waiting = sum(1 for rid in self._queue if self.jobs[rid].background)
+        for _ in range(self.options.queue_depth - waiting):
+            request_id = f"other_{secrets.token_hex(8)}"
+            self.jobs[request_id] = SimJob(
+                request_id=request_id, body={}, duration=self._next_duration(), background=True
+            )
+            self._queue.append(request_id)
+        self._notify()
 
     def _next_duration(self) -> float:
         low, high = self.options.job_duration, self.options.job_duration_max
@@ -710,6 +740,12 @@ class Simulator:
             job = self.jobs[self._queue.popleft()]
             job.state = "IN_PROGRESS"
             job.started_at = time.monotonic()
+            if job.background:
+                self._top_up_background()
+                await self._run_time(job)
+                del self.jobs[job.request_id]
+                self._notify()
+                continue
             self._notify()
             try:
                 await self._run(job)
@@ -800,6 +836,7 @@ class Simulator:
     async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         """cleanup_ctx: the fetching session and the worker tasks live as long as the app."""
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        self._top_up_background()
         self._workers = [
             asyncio.create_task(self._worker(), name=f"simulator-worker-{i}") for i in range(self.options.workers)
         ]
