@@ -706,6 +706,19 @@ class FakeDiscord:
         """Wait until ``predicate()`` holds, re-checking on every state change of the fake."""
         await self._notifier.wait_until(predicate, timeout, what)
 
+    @property
+    def change_count(self) -> int:
+        """How many state changes the fake has seen (messages, reactions, interactions, requests)."""
+        return self._notifier.count
+
+    async def wait_changed(self, seen: int, timeout: float) -> bool:
+        """Wait until ``change_count`` differs from ``seen``; False if ``timeout`` s pass first."""
+        try:
+            await self.wait_until(lambda: self.change_count != seen, timeout, "a change")
+        except AssertionError:
+            return False
+        return True
+
     async def wait_for_request(
         self,
         method: str,

@@ -568,8 +568,11 @@ class ChangeNotifier:
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        #: How many changes there have been (for observers that compare against what they saw last).
+        self.count = 0
 
     def notify(self) -> None:
+        self.count += 1
         event, self._event = self._event, asyncio.Event()
         event.set()
 
