@@ -6,7 +6,10 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
 import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 
@@ -18,7 +21,8 @@ from bot.config import ConfigError, Settings, load_settings
 from bot.health import serve_health
 from bot.log import setup_logging
 from bot.looplag import watch_loop_lag
-from bot.metrics import Metrics
+from bot.metrics import Metrics, package_version
+from bot.models import Ownership
 from bot.queue import QueueClient
 from bot.storage import StoreOpenError, open_store
 from bot.tracker import JobTracker, TrackerSettings
@@ -33,7 +37,26 @@ def tracker_settings(settings: Settings) -> TrackerSettings:
         job_timeout=settings.job_timeout,
         max_result_bytes=settings.max_result_bytes,
         max_reference_bytes=settings.max_reference_bytes,
+        sweep_interval=settings.sweep_interval,
     )
+
+
+def user_agent(settings: Settings) -> str:
+    """What the bot calls itself upstream; a sharded process also says which shards it runs, so
+    each process's calls can be told apart."""
+    name = f"imagine-bot/{package_version()}"
+    if not settings.sharded:
+        return name
+    count, ids = settings.shards
+    return f"{name} (shards {','.join(map(str, ids))} of {count})"
+
+
+def ownership_of(settings: Settings) -> Ownership:
+    """The jobs this process may change: those of the servers on its shards, under a name unique to
+    this start of this process (a restarted process takes its jobs back by claiming its shards)."""
+    count, ids = settings.shards
+    owner = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
+    return Ownership(owner=owner, shard_count=count, shard_ids=frozenset(ids))
 
 
 # Waits between login attempts while Discord cannot be reached (doubling, then every minute).
@@ -59,8 +82,18 @@ async def run(
     async with contextlib.AsyncExitStack() as resources:
         await resources.enter_async_context(watch_loop_lag(metrics.loop_lag))
         session = await resources.enter_async_context(aiohttp.ClientSession())
-        store = await resources.enter_async_context(open_store(settings.database_url))
-        await store.claim_shards()  # before any job is resumed
+        ownership = ownership_of(settings)
+        store = await resources.enter_async_context(open_store(settings.database_url, ownership=ownership))
+        taken = await store.claim_shards()  # before any job is resumed
+        if settings.sharded:
+            count, ids = settings.shards
+            log.info(
+                "running shard(s) %s of %d as %s; took over %d unfinished job(s)",
+                ", ".join(map(str, ids)),
+                count,
+                ownership.owner,
+                taken,
+            )
         queue = QueueClient(
             session,
             base_url=settings.odirouter_base_url,
@@ -70,6 +103,7 @@ async def run(
             concurrency=settings.upstream_concurrency,
             reads_per_second=settings.upstream_reads_per_second,
             metrics=metrics,
+            user_agent=user_agent(settings),
         )
         if settings.metrics_port is not None:
             await resources.enter_async_context(

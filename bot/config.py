@@ -64,6 +64,7 @@ class Settings:
     upstream_reads_per_second: float = DEFAULT_READS_PER_SECOND
     status_edit_interval: float = 1.0
     default_4k_weight: int = 2
+    sweep_interval: float = 30.0
     # Sharding (unset: one process, one unsharded gateway connection). See :meth:`shards`.
     shard_count: int | None = None
     shard_ids: tuple[int, ...] | None = None
@@ -197,6 +198,7 @@ OPTIONAL: tuple[tuple[str, str, object], ...] = (
     ("UPSTREAM_READS_PER_SECOND", "upstream_reads_per_second", _parse_positive_float),
     ("STATUS_EDIT_INTERVAL", "status_edit_interval", _parse_positive_float),
     ("QUOTA_4K_WEIGHT", "default_4k_weight", _parse_positive_int),
+    ("SWEEP_INTERVAL_SECONDS", "sweep_interval", _parse_positive_float),
     ("SHARD_COUNT", "shard_count", _parse_positive_int),
     ("SHARD_IDS", "shard_ids", _parse_shard_ids),
 )

@@ -156,7 +156,10 @@ class JobTracker:
         while True:
             await self._ctx.sleep(self._settings.sweep_interval)
             try:
-                if adopted := await self.sweep():
+                # Take the jobs another process made for a server on this process's shards.
+                if taken := await self._store.claim_shards():
+                    log.info("took %d job(s) made by another process for this process's servers", taken)
+                if (adopted := await self.sweep() - taken) > 0:
                     log.warning("adopted %d job(s) that had no task", adopted)
             except Exception:
                 log.exception("the sweep failed; trying again later")

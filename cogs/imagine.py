@@ -235,6 +235,9 @@ class Imagine(commands.Cog):
     async def start(self, interaction: Interaction, request: ImagineRequest) -> None:
         tracker = self.bot.tracker
         t = self.bot.texts(interaction)
+        if not self.bot.store.ownership.owns(interaction.guild_id):
+            await self._start_for_its_shard(t, interaction, request)
+            return
         try:
             if not tracker.accepting:
                 raise Refused(t("imagine-restarting"))
@@ -258,6 +261,35 @@ class Imagine(commands.Cog):
                 raise
             tracker.start(job)
         await self._show_queued(job)  # cosmetic: the submit does not wait for it
+
+    async def _start_for_its_shard(self, t: Texts, interaction: Interaction, request: ImagineRequest) -> None:
+        """A server on a shard another process runs (Discord sends a server's interactions to its
+        shard, so only a misrouted one lands here). Answer the member here, and make the job with its
+        reply and checked references already recorded: only its owner may change it afterwards. The
+        process that runs the server's shard takes it at its next sweep and submits it."""
+        try:
+            if not self.bot.tracker.accepting:
+                raise Refused(t("imagine-restarting"))
+            self._check(t, interaction, request)
+        except Refused as refusal:
+            await interaction.response.send_message(str(refusal), ephemeral=True)
+            return
+        callback = await interaction.response.defer(thinking=True)
+        message_id = callback.message_id if callback is not None else None
+        if message_id is None:
+            message_id = (await interaction.original_response()).id
+        try:
+            await self._verify_references(t, request)
+            job = await self._reserve(t, interaction, request, message_id=message_id)
+        except Refused as refusal:
+            await self._withdraw(interaction, str(refusal))
+            return
+        log.info(
+            "job %d is for server %s on shard %d, which another process runs: left to it",
+            job.id,
+            interaction.guild_id,
+            self.bot.store.ownership.shard_of(interaction.guild_id),
+        )
 
     async def _drop(self, job: JobRecord, why: str) -> None:
         """End a job that was refused before it was handed to the tracker (the member is told here)."""
@@ -331,7 +363,9 @@ class Imagine(commands.Cog):
         """Lines for the server's log channel speak the server's language."""
         return self.bot.catalog.bind(interaction.guild_locale.value if interaction.guild_locale else None)
 
-    async def _reserve(self, t: Texts, interaction: Interaction, request: ImagineRequest) -> JobRecord:
+    async def _reserve(
+        self, t: Texts, interaction: Interaction, request: ImagineRequest, *, message_id: int | None = None
+    ) -> JobRecord:
         now = self.bot.clock()
         channel_id = interaction.channel_id
         assert channel_id is not None and interaction.guild_id is not None
@@ -342,7 +376,7 @@ class Imagine(commands.Cog):
             user_id=interaction.user.id,
             guild_id=interaction.guild_id,
             channel_id=channel_id,
-            message_id=None,
+            message_id=message_id,
             application_id=interaction.application_id,
             interaction_token=interaction.token,
             token_expires_at=interaction.expires_at.timestamp(),

@@ -24,7 +24,7 @@ import aiohttp
 import discord
 from PIL import Image
 
-from bot.__main__ import tracker_settings
+from bot.__main__ import ownership_of, tracker_settings
 from bot.app import ImagineBot, configure_discord_endpoints, create_bot
 from bot.config import Settings
 from bot.devtools.fakediscord import FakeDiscord, FakeInteraction, FakeMessage, FakeUser, wait_until
@@ -81,6 +81,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "POLL_MAX_INTERVAL": str(settings.poll_max_interval),
         "STATUS_EDIT_INTERVAL": str(settings.status_edit_interval),
         "LOG_LEVEL": "INFO",
+        "SWEEP_INTERVAL_SECONDS": str(settings.sweep_interval),
+        "SHARD_COUNT": "" if settings.shard_count is None else str(settings.shard_count),
+        "SHARD_IDS": "" if settings.shard_ids is None else ",".join(map(str, settings.shard_ids)),
     }
 
 
@@ -170,6 +173,8 @@ async def running_bot(
     configure_discord_endpoints(settings)
     try:
         async with aiohttp.ClientSession() as session, contextlib.AsyncExitStack() as stack:
+            if ownership is None and settings.sharded:
+                ownership = ownership_of(settings)
             store = await stack.enter_async_context(open_store(settings.database_url, ownership=ownership))
             await store.claim_shards()
             queue = QueueClient(

@@ -101,12 +101,15 @@ class QueueClient:
         health: UpstreamHealth | None = None,
         clock: Clock = time.monotonic,
         reads_per_second: float | None = None,
+        user_agent: str | None = None,
     ) -> None:
         """``metrics`` records latency, errors and polls; ``health`` (a new one by default) follows
         the upstream's state; ``clock`` (monotonic seconds) times attempts and ``Retry-After`` holds;
         ``reads_per_second`` bounds status and result reads (retries included), spread evenly and
-        counted as they leave, so a thousand jobs resumed at once never make a burst."""
+        counted as they leave, so a thousand jobs resumed at once never make a burst; ``user_agent``
+        names the bot (and which of its processes calls) to the upstream."""
         self._session = session
+        self._user_agent = user_agent
         self._base = base_url.rstrip("/")
         self._origin = _origin(self._base)
         self._api_key = api_key
@@ -388,7 +391,10 @@ class QueueClient:
             self._metrics.upstream_error(operation, error.kind)
 
     def _auth_headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
+        headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
+        if self._user_agent is not None:
+            headers["User-Agent"] = self._user_agent
+        return headers
 
     def _error_for(self, status: int, raw: bytes, headers: Mapping[str, str], request_id: str | None) -> QueueError:
         # Redact before cutting to length, so a key straddling the cut cannot leak a prefix.
