@@ -79,6 +79,14 @@ class ImagineTree(app_commands.CommandTree["ImagineBot"]):
         await tell_privately(interaction, text)
 
 
+def gateway_intents() -> discord.Intents:
+    """The gateway events the bot needs: servers and their roles (``guilds``) and reactions
+    (``guild_reactions``: cancel by ❌). Interactions arrive without any intent. Leaving out message
+    events spares the bot every message of a busy server, its own edits included, which it would
+    otherwise receive and parse only to drop them."""
+    return discord.Intents(guilds=True, guild_reactions=True)
+
+
 class ImagineBot(commands.Bot):
     """Holds the shared services; cogs reach them through these typed attributes."""
 
@@ -105,7 +113,7 @@ class ImagineBot(commands.Bot):
             extra["http_trace"] = metrics.discord_trace_config()  # counts Discord REST calls and 429s
         super().__init__(
             command_prefix=commands.when_mentioned,
-            intents=discord.Intents.default(),
+            intents=gateway_intents(),
             help_command=None,
             allowed_mentions=discord.AllowedMentions.none(),
             chunk_guilds_at_startup=False,

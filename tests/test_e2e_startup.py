@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import discord
+
 from bot.devtools.fakediscord import FakeDiscord
 from bot.simulator import SimulatorOptions, run_simulator
 from tests.conftest import StartWorld
@@ -68,3 +70,12 @@ async def test_commands_are_synced_only_when_they_change(tmp_path: Path) -> None
         async with running_bot(fake, sim, db, force_sync=True):
             pass
         assert len([r for r in fake.requests if r.method == "PUT" and r.path.endswith("/commands")]) == 2
+
+
+async def test_the_bot_asks_only_for_the_gateway_events_it_uses(world: StartWorld) -> None:
+    """Servers (roles, joins and leaves) and reactions (cancel by ❌); no message events, so a busy
+    server's messages and the bot's own edits are not sent to it at all."""
+    rig = await world()
+    intents = discord.Intents._from_value(rig.fake.identify_payloads[0]["intents"])
+    assert intents == discord.Intents(guilds=True, guild_reactions=True)
+    assert not intents.guild_messages and not intents.message_content

@@ -244,6 +244,21 @@ class SqliteStore:
         if not await self._update(sql, (*params, job_id, self._me)):
             await self._refused(job_id)
 
+    async def _changed_job(self, sql: str, params: tuple[Any, ...]) -> JobRecord | None:
+        """Run one conditional UPDATE of a job and return the job as it is after it (``None``: the
+        condition held for no row). ``RETURNING`` reads the row in the same trip as the write."""
+        async with self._write_lock:
+            rows = await self._db.execute_fetchall(f"{sql} RETURNING *", params)
+        return _job(next(iter(rows))) if rows else None
+
+    async def _owned_job(self, sql: str, params: tuple[Any, ...], job_id: int) -> JobRecord:
+        """:meth:`_changed_job` for an UPDATE ending ``WHERE id = ? AND owner = ?`` that must change the job."""
+        job = await self._changed_job(sql, (*params, job_id, self._me))
+        if job is None:
+            await self._refused(job_id)
+            return await self._require(job_id)  # raises LookupError: no such job
+        return job
+
     async def _update(self, sql: str, params: tuple[Any, ...]) -> int:
         """Run one conditional UPDATE; returns how many rows it changed."""
         async with self._write_lock:
@@ -275,12 +290,13 @@ class SqliteStore:
                 if refusal is not None:
                     return refusal
             shard = self._ownership.shard_of(new.guild_id)
-            cur = await self._db.execute(
+            rows = await self._db.execute_fetchall(
                 """INSERT INTO jobs (status, user_id, guild_id, channel_id, message_id, application_id,
                        interaction_token, token_expires_at, upload_limit, prompt, aspect_ratio, resolution,
                        with_text, image_urls, cost, quota_day, created_at, updated_at, parent_job_id, action,
                        locale, guild_locale, shard_id, owner)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   RETURNING *""",
                 (
                     JobState.PENDING.value,
                     new.user_id,
@@ -308,10 +324,8 @@ class SqliteStore:
                     self._me if shard in self._ownership.shard_ids else None,
                 ),
             )
-            job_id = cur.lastrowid
-            await cur.close()
-        assert job_id is not None
-        return await self._require(job_id)
+            created = next(iter(rows))
+        return _job(created)
 
     async def get_job(self, job_id: int) -> JobRecord | None:
         return await self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
@@ -350,16 +364,15 @@ class SqliteStore:
 
     async def begin_submit(self, job_id: int, *, now: float) -> JobRecord | None:
         """Record that the submit is about to leave, unless the job was cancelled or already sent."""
-        changed = await self._update(
+        job = await self._changed_job(
             """UPDATE jobs SET submit_started_at = ?, updated_at = ?
                WHERE id = ? AND status = ? AND submit_started_at IS NULL AND cancel_requested_at IS NULL
                  AND owner = ?""",
             (now, now, job_id, JobState.PENDING.value, self._me),
         )
-        if not changed:
+        if job is None:
             await self._refused(job_id)
-            return None
-        return await self._require(job_id)
+        return job
 
     async def mark_submitted(
         self,
@@ -372,7 +385,7 @@ class SqliteStore:
         queue_position: int | None,
         now: float,
     ) -> JobRecord:
-        changed = await self._update(
+        job = await self._changed_job(
             """UPDATE jobs SET status = ?, request_id = ?, status_url = ?, response_url = ?, cancel_url = ?,
                    queue_position = ?, submitted_at = ?, updated_at = ? WHERE id = ? AND status = ? AND owner = ?""",
             (
@@ -389,51 +402,52 @@ class SqliteStore:
                 self._me,
             ),
         )
-        if not changed:
+        if job is None:
             await self._refused(job_id)
-        return await self._require(job_id)
+            return await self._require(job_id)  # ours, and left as it was
+        return job
 
     async def update_progress(
         self, job_id: int, state: JobState, *, queue_position: int | None, started_at: float | None, now: float
     ) -> JobRecord:
-        changed = await self._update(
+        job = await self._changed_job(
             f"""UPDATE jobs SET status = ?, queue_position = ?, started_at = COALESCE(started_at, ?), updated_at = ?
                 WHERE id = ? AND status IN ({_FOLLOWED}) AND owner = ?""",
             (state.value, queue_position, started_at, now, job_id, self._me),
         )
-        if not changed:
+        if job is None:
             await self._refused(job_id)
-        return await self._require(job_id)
+            return await self._require(job_id)  # ours, and left as it was
+        return job
 
     async def request_cancel(self, job_id: int, *, user_id: int, now: float) -> JobRecord | None:
-        changed = await self._update(
+        job = await self._changed_job(
             f"""UPDATE jobs SET cancel_requested_by = ?, cancel_requested_at = ?, updated_at = ?
                 WHERE id = ? AND cancel_requested_at IS NULL AND status IN ({_ACTIVE}) AND owner = ?""",
             (user_id, now, now, job_id, self._me),
         )
-        if not changed:
+        if job is None:
             await self._refused(job_id)
-            return None
-        return await self._require(job_id)
+        return job
 
     async def mark_delivery_attempt(self, job_id: int, *, now: float) -> JobRecord:
-        await self._owned_write(
+        return await self._owned_job(
             "UPDATE jobs SET delivery_attempted_at = ?, updated_at = ? WHERE id = ? AND owner = ?", (now, now), job_id
         )
-        return await self._require(job_id)
 
     async def forget_token(self, job_id: int) -> None:
         await self._owned_write("UPDATE jobs SET interaction_token = NULL WHERE id = ? AND owner = ?", (), job_id)
 
     async def clear_cancel(self, job_id: int, *, now: float) -> JobRecord:
-        changed = await self._update(
+        job = await self._changed_job(
             f"""UPDATE jobs SET cancel_requested_by = NULL, cancel_requested_at = NULL, updated_at = ?
                 WHERE id = ? AND status IN ({_ACTIVE}) AND owner = ?""",
             (now, job_id, self._me),
         )
-        if not changed:
+        if job is None:
             await self._refused(job_id)
-        return await self._require(job_id)
+            return await self._require(job_id)  # ours, and left as it was
+        return job
 
     async def finish(
         self,
@@ -446,7 +460,7 @@ class SqliteStore:
         error_message: str | None = None,
         told: bool = False,
     ) -> JobRecord | None:
-        changed = await self._update(
+        job = await self._changed_job(
             f"""UPDATE jobs SET status = ?, finished_at = ?, updated_at = ?, error_type = ?, error_message = ?,
                     queue_position = NULL, cost = CASE WHEN ? THEN 0 ELSE cost END,
                     told_at = CASE WHEN ? THEN ? ELSE NULL END,
@@ -466,10 +480,9 @@ class SqliteStore:
                 self._me,
             ),
         )
-        if not changed:
+        if job is None:
             await self._refused(job_id)
-            return None
-        return await self._require(job_id)
+        return job
 
     async def mark_told(self, job_id: int, *, now: float) -> None:
         # The interaction token is a credential: once the member has been told, it is not needed.
@@ -480,14 +493,13 @@ class SqliteStore:
         )
 
     async def set_reply(self, job_id: int, *, message_id: int | None, token_dead: bool, now: float) -> JobRecord:
-        await self._owned_write(
+        return await self._owned_job(
             """UPDATE jobs SET message_id = COALESCE(?, message_id),
                    token_expires_at = CASE WHEN ? THEN MIN(COALESCE(token_expires_at, ?), ?) ELSE token_expires_at END,
                    updated_at = ? WHERE id = ? AND owner = ?""",
             (message_id, int(token_dead), now, now, now),
             job_id,
         )
-        return await self._require(job_id)
 
     async def mark_delivering(self, job_id: int, *, now: float) -> JobRecord:
         return await self.update_progress(job_id, JobState.DELIVERING, queue_position=None, started_at=now, now=now)
