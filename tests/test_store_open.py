@@ -215,3 +215,16 @@ async def test_new_database_in_read_only_folder(tmp_path: Path) -> None:
     with read_only(folder):
         assert_permissions_apply(folder / "probe")
         assert open_unprivileged(path) == f"cannot create the database {path} (can the bot write to {folder}?)"
+
+
+async def test_processes_starting_together_on_a_new_database_migrate_it_once(tmp_path: Path) -> None:
+    """Several processes (here: stores) opening one new database at once: each migration is applied
+    by whichever takes the write lock first; the others find it applied and open the same schema."""
+    path = str(tmp_path / "bot.sqlite3")
+    stores = await asyncio.gather(*(SqliteStore.open(path) for _ in range(4)))
+    try:
+        versions = {await store.schema_version() for store in stores}
+    finally:
+        for store in stores:
+            await store.close()
+    assert versions == {await up_to_date_database(tmp_path / "fresh.sqlite3")}

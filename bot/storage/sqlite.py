@@ -194,9 +194,13 @@ class SqliteStore:
         for version, script in migrations:
             if version <= current:
                 continue
-            log.info("applying database migration %04d", version)
             statements = _statements(script)
             async with self._transaction():
+                # Another process opening the same new database may have applied it meanwhile: read
+                # the version again under the write lock (BEGIN IMMEDIATE) before applying.
+                if await self.schema_version() >= version:
+                    continue
+                log.info("applying database migration %04d", version)
                 for statement in statements:
                     await self._db.execute(statement)
                 await self._db.execute(f"PRAGMA user_version = {version}")
