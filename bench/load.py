@@ -54,6 +54,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -286,6 +287,7 @@ def report(run: Run) -> dict[str, bool]:
     lags: list[float] = []
     noticing: list[float] = []
     handing: list[float] = []
+    late: list[tuple[float, Any, float, float, int]] = []  # noticing, job, last read before, first after, reads
     lives: list[float] = []
     phase = Counter[str]()
     finals = Counter[str]()
@@ -324,6 +326,9 @@ def report(run: Run) -> dict[str, bool]:
             if seen is not None:
                 noticing.append(seen - job.finished_at)
                 handing.append(shown - seen)
+                before = [t for t in times if t < job.finished_at]
+                last = before[-1] if before else job.queued_at
+                late.append((seen - job.finished_at, job, last, seen, len(times)))
 
     completed = sum(1 for job in records.jobs if job.finished_at is not None and job.prompt in _prompts(n))
     acked = sum(1 for i in run.interactions if i.responses)
@@ -346,6 +351,14 @@ def report(run: Run) -> dict[str, bool]:
     print("delivery lag (upstream completion → image in the reply)")
     say("p50 / p95 / p99 / max", _triple(lags, (0.5, 0.95, 0.99, 1.0)))
     say("noticing (→ first poll after it) p50/p99", _triple(noticing, (0.5, 0.99)))
+    for lag, job, last, seen, reads in sorted(late, key=lambda e: e[0], reverse=True)[:5]:
+        start = job.started_at if job.started_at is not None else job.queued_at
+        print(
+            f"    noticed {lag:4.2f} s late: queued {start - job.queued_at:5.1f} s, generated "
+            f"{job.finished_at - start:4.1f} s, read {reads}×, last read {job.finished_at - last:4.1f} s before "
+            f"its end ({'queued' if last < start else 'generating'}), next {seen - last:4.1f} s after that, "
+            f"ended {job.finished_at - run.started:5.1f} s into the run"
+        )
     say("handing over (→ image) p50 / p99", _triple(handing, (0.5, 0.99)))
 
     total_polls = sum(phase.values())

@@ -121,7 +121,13 @@ class TimingModel:
         policy = self.policy
         if running_for is None and position:
             # Far in the queue: look again when about half of the expected wait has passed.
-            interval = 0.5 * position * self.per_position(tier)
+            learned = self._tier(tier).per_position
+            if learned is not None:
+                interval = 0.5 * position * learned
+            else:
+                # The queue's speed is not known yet (a first start, or a first burst): the job may
+                # start at any moment, so look again before it could be done, as if it had started.
+                interval = min(0.5 * position * PRIOR_PER_POSITION, self._spread(tier)[0])
         else:
             # Generating (or waiting with no position): the clock of the generation time applies.
             elapsed = running_for if running_for is not None else waited
@@ -131,7 +137,9 @@ class TimingModel:
             elif elapsed < late:
                 interval = policy.dense
             else:
-                interval = policy.dense + 0.5 * (elapsed - late)  # overdue: back off gently
+                # Overdue: back off gently, in proportion to how late it is. Early in a burst only the
+                # shortest jobs have finished, so "late" is learned short and most jobs run past it.
+                interval = policy.dense * (1.0 + (elapsed - late) / late)
         return min(policy.max_interval, max(policy.min_interval, interval))
 
     def estimate(self, tier: str, *, running_for: float | None, position: int | None, waited: float) -> Estimate:

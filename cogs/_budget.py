@@ -30,6 +30,8 @@ class Rate:
 
 REACTIONS = Rate(calls=4, per=1.0, burst=1)
 CHANNEL_EDITS = Rate(calls=5, per=5.0, burst=2)
+# Edits of one reply through its interaction token (a webhook): 5 per 5 seconds.
+TOKEN_EDITS = Rate(calls=5, per=5.0)
 
 
 class _Bucket:

@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import io
 import logging
@@ -37,7 +38,7 @@ from bot.i18n import Texts
 from bot.imaging import fit_image
 from bot.models import JobRecord
 from cogs import _render
-from cogs._budget import CHANNEL_EDITS, REACTIONS, CallBudget
+from cogs._budget import CHANNEL_EDITS, REACTIONS, TOKEN_EDITS, CallBudget
 
 if TYPE_CHECKING:
     from bot.app import ImagineBot
@@ -106,6 +107,8 @@ class ReplyPresenter:
         # Replies whose channel could not be reached: no more progress edits (each would be another 403).
         self._unreachable: set[int] = set()
         self._last_edit: dict[int, float] = {}
+        # When each reply was last edited, up to Discord's per-token burst (the final state's pacing).
+        self._recent_edits: dict[int, collections.deque[float]] = {}
         self._last_embed: dict[int, dict[str, Any]] = {}
         self.budget = CallBudget()
         # Replies the bot put its own ❌ on (so it knows which to take back).
@@ -129,13 +132,14 @@ class ReplyPresenter:
             worker.cancel()  # a stale progress edit must not hold up the final state
         try:
             async with self._lock(job.id):
-                await self._pace(job.id)
+                await self._pace_final(job.id)
                 await self._final(job, event)
         finally:
             self._locks.pop(job.id, None)
             self._gone.discard(job.id)
             self._unreachable.discard(job.id)
             self._last_edit.pop(job.id, None)
+            self._recent_edits.pop(job.id, None)
             self._last_embed.pop(job.id, None)
             self._reacted.discard(job.id)
             self._origins.pop(job.id, None)
@@ -166,7 +170,7 @@ class ReplyPresenter:
                 await self._edit(job, embed=embed, view=_render.controls(t, job))
                 self._last_embed[job.id] = embed.to_dict()  # type: ignore[assignment]
             finally:
-                self._last_edit[job.id] = asyncio.get_running_loop().time()
+                self._edited(job.id)
         await self._add_cancel_control(job)
 
     async def close(self) -> None:
@@ -187,12 +191,29 @@ class ReplyPresenter:
         return self._locks.setdefault(job_id, asyncio.Lock())
 
     async def _pace(self, job_id: int) -> None:
-        """Wait until this reply's last edit is at least ``min_edit_gap`` seconds old."""
+        """Wait until this reply's last edit is at least ``min_edit_gap`` seconds old, and there is
+        room in Discord's limit on its edits."""
         last = self._last_edit.get(job_id)
         if last is not None:
             wait = self._min_edit_gap - (asyncio.get_running_loop().time() - last)
             if wait > 0:
                 await asyncio.sleep(wait)
+        await self._pace_final(job_id)
+
+    async def _pace_final(self, job_id: int) -> None:
+        """The final state does not wait for ``min_edit_gap``: only, when this reply was edited as
+        often as Discord allows per interaction token lately, for the oldest of those edits to age out."""
+        recent = self._recent_edits.get(job_id)
+        if recent is not None and len(recent) >= TOKEN_EDITS.calls:
+            wait = recent[0] + TOKEN_EDITS.per - asyncio.get_running_loop().time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+
+    def _edited(self, job_id: int) -> None:
+        now = asyncio.get_running_loop().time()
+        self._last_edit[job_id] = now
+        recent = self._recent_edits.setdefault(job_id, collections.deque(maxlen=TOKEN_EDITS.calls))
+        recent.append(now)
 
     async def _progress_worker(self, job_id: int) -> None:
         try:
@@ -242,7 +263,7 @@ class ReplyPresenter:
         except Exception as exc:  # a status refresh is never worth more than a log line
             log.warning("job %d: status edit failed: %s", job.id, exc)
         finally:
-            self._last_edit[job.id] = asyncio.get_running_loop().time()
+            self._edited(job.id)
 
     async def _final_embed(self, t: Texts, job: JobRecord, event: JobEvent) -> discord.Embed:
         origin = await self._origin(job)

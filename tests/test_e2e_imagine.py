@@ -332,9 +332,11 @@ async def test_result_finished_while_the_bot_was_down_reaches_the_original_reply
 
 async def test_time_passing_costs_no_edit_and_edits_are_paced(world: StartWorld) -> None:
     """Waiting with no queue position: the reply shows when the job was sent as a Discord timestamp,
-    which counts by itself, so many status reads cause no edit; the edits there are stay paced."""
+    which counts by itself, so many status reads cause no edit; the edits there are stay paced, and
+    the image is shown as soon as Discord's limit on the reply's edits allows."""
     rig = await world(sim={"position_mode": "zero", "manual": True}, status_edit_interval=0.5)
-    rig.fake.rate_limit(r"/webhooks/\d+/[^/]+/messages/", limit=1, per=0.4, method="PATCH", headers=False)
+    # Discord's limit on one interaction token's edits, without the headers that would announce it.
+    rig.fake.rate_limit(r"/webhooks/\d+/[^/]+/messages/", limit=5, per=5.0, method="PATCH", headers=False)
     await block_queue(rig.sim.base_url, 1)
     interaction = await rig.imagine(rig.fake.alice, prompt="patience")
     reply = await interaction.wait_original(lambda m: "Waiting" in embed_text(m))
@@ -359,7 +361,46 @@ async def test_time_passing_costs_no_edit_and_edits_are_paced(world: StartWorld)
     assert rig.fake.rate_limited_count == 0
     assert all("position" not in s for s in status_history(reply))
     edits = [s.time for s in reply.history]
-    assert all(b - a >= 0.45 for a, b in itertools.pairwise(edits[1:]))
+    # Progress edits keep STATUS_EDIT_INTERVAL apart; the image does not wait for it (only for room
+    # in Discord's limit, which the fake applies: no 429 above).
+    assert all(b - a >= 0.45 for a, b in itertools.pairwise(edits[1:-1]))
+
+
+async def test_the_image_does_not_wait_for_the_pause_between_status_edits(world: StartWorld) -> None:
+    """STATUS_EDIT_INTERVAL spaces the status edits of a reply; the finished image is shown at once."""
+    rig = await world(sim={"manual": True}, status_edit_interval=60.0)
+    await block_queue(rig.sim.base_url, 1)
+    interaction = await rig.imagine(rig.fake.alice, prompt="no dawdling")
+    await interaction.wait_original(lambda m: "Sending" in embed_text(m))  # the first edit, then a pause
+    rig.sim.finish(running(rig).request_id)
+    await rig.sim.wait_for(lambda: getattr(sim_job(rig, "no dawdling"), "state", None) == "IN_PROGRESS")
+    ours = sim_job(rig, "no dawdling")
+    assert ours is not None
+    rig.sim.finish(ours.request_id)
+    await delivered(rig, interaction, timeout=10.0)  # not after the 60 s pause
+
+
+async def test_the_image_waits_for_room_in_discords_limit_on_a_replys_edits(world: StartWorld) -> None:
+    """Status edits in quick succession (positions 5 to 1), then the image: it waits until the reply's
+    last five edits are five seconds old at the latest, and draws no 429."""
+    rig = await world(sim={"manual": True}, status_edit_interval=0.05)
+    rig.fake.rate_limit(r"/webhooks/\d+/[^/]+/messages/", limit=5, per=5.0, method="PATCH", headers=False)
+    await block_queue(rig.sim.base_url, 5)
+    interaction = await rig.imagine(rig.fake.alice, prompt="in a hurry")
+    reply = await interaction.wait_original(lambda m: "position 5" in embed_text(m))
+    for position in (4, 3, 2, 1):
+        rig.sim.finish(running(rig).request_id)
+        await interaction.wait_original(lambda m, p=position: f"position {p}" in embed_text(m))  # type: ignore[misc]
+    rig.sim.finish(running(rig).request_id)
+    await rig.sim.wait_for(lambda: getattr(sim_job(rig, "in a hurry"), "state", None) == "IN_PROGRESS")
+    ours = sim_job(rig, "in a hurry")
+    assert ours is not None
+    rig.sim.finish(ours.request_id)
+    await delivered(rig, interaction, timeout=15.0)
+    assert rig.fake.rate_limited_count == 0
+    edits = [version.time for version in reply.history[1:]]  # after the "thinking…" placeholder
+    assert len(edits) >= 6
+    assert all(b - a >= 5.0 - 0.05 for a, b in zip(edits, edits[5:], strict=False))
 
 
 async def test_reply_is_not_edited_while_nothing_visible_changes(world: StartWorld) -> None:

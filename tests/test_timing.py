@@ -56,7 +56,8 @@ TEN_TO_TWENTY = [10.0 + i * 0.1 for i in range(101)]
         (5.0, None, 8.0, 6.0),  # sleep until the earliest likely end
         (11.5, None, 15.0, 1.0),  # around the expected end: dense
         (19.0, None, 22.0, 1.0),
-        (24.0, None, 27.0, 3.25),  # overdue by 4.5 s (95th percentile 19.5): backs off gently
+        (24.0, None, 27.0, 1.23),  # overdue by 4.5 s (95th percentile 19.5): backs off gently
+        (39.0, None, 42.0, 2.0),  # twice as long as the 95th percentile
         (200.0, None, 203.0, 10.0),  # long overdue: never slower than max_interval
         (None, 4, 2.0, 10.0),  # far in the queue (4 × 5 s / 2), capped
         (None, 2, 2.0, 5.0),  # half of the expected wait
@@ -68,6 +69,18 @@ def test_next_poll(running_for: float | None, position: int | None, waited: floa
     model = learned(TEN_TO_TWENTY, per_position=5.0)
     got = model.next_poll("1K", running_for=running_for, position=position, waited=waited)
     assert got == pytest.approx(expected, abs=0.11)
+
+
+def test_an_unknown_queue_speed_is_not_trusted_for_long() -> None:
+    """Until the queue's speed is seen, a queued job is looked at again before it could have
+    started and finished unseen (the earliest likely generation time), however far back it is."""
+    five_to_twenty = learned([5.0 + i * 0.15 for i in range(101)])  # 10th percentile 6.5
+    assert five_to_twenty.next_poll("1K", running_for=None, position=40, waited=1.0) == pytest.approx(6.5)
+    assert TimingModel(POLICY).next_poll("1K", running_for=None, position=40, waited=1.0) == pytest.approx(6.5)  # prior
+    assert TimingModel(POLICY).next_poll("1K", running_for=None, position=1, waited=1.0) == pytest.approx(2.5)
+    assert learned(TEN_TO_TWENTY, per_position=5.0).next_poll(
+        "1K", running_for=None, position=40, waited=1.0
+    ) == pytest.approx(POLICY.max_interval)
 
 
 def test_bounds_hold_for_any_input() -> None:
