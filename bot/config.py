@@ -45,7 +45,7 @@ class Settings:
     odirouter_api_key: str = field(repr=False)
     odirouter_base_url: str = DEFAULT_BASE_URL
     odirouter_model: str = DEFAULT_MODEL
-    database_url: str = DEFAULT_DATABASE_URL
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)  # may hold a password
     discord_api_base_url: str | None = None
     discord_gateway_url: str | None = None
     dev_guild_id: int | None = None
@@ -84,7 +84,9 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never be written anywhere (logs are filtered for them)."""
-        return tuple(s for s in (self.discord_token, self.odirouter_api_key) if s)
+        return tuple(
+            s for s in (self.discord_token, self.odirouter_api_key, _database_password(self.database_url)) if s
+        )
 
 
 # (environment name, Settings field, parser) for the optional settings.
@@ -171,9 +173,14 @@ def _parse_shard_ids(value: str) -> tuple[int, ...]:
 
 
 def _parse_database_url(value: str) -> str:
-    if not value.startswith("sqlite:///"):
-        raise ValueError("must look like sqlite:///path/to/file.sqlite3 (only SQLite is supported so far)")
-    return value
+    if value.startswith("sqlite:///"):
+        return value
+    if is_postgres_url(value):
+        return value
+    raise ValueError(
+        "must look like sqlite:///path/to/file.sqlite3 (SQLite)"
+        " or postgresql://user:password@host:5432/database (PostgreSQL)"
+    )
 
 
 OPTIONAL: tuple[tuple[str, str, object], ...] = (
@@ -285,6 +292,18 @@ def _shard_problems(merged: Mapping[str, str], values: Mapping[str, object]) -> 
         listed = ", ".join(map(str, beyond))
         return [f"SHARD_IDS must only name shards 0 to {count - 1} (SHARD_COUNT is {count}); not {listed}"]
     return []
+
+
+def _database_password(database_url: str) -> str | None:
+    try:
+        return urlparse(database_url).password
+    except ValueError:
+        return None
+
+
+def is_postgres_url(database_url: str) -> bool:
+    """Whether ``DATABASE_URL`` names a PostgreSQL database (``postgresql://`` or ``postgres://``)."""
+    return database_url.startswith(("postgresql://", "postgres://"))
 
 
 def sqlite_path(database_url: str) -> str:

@@ -12,7 +12,7 @@ import pytest
 from bot.devtools.fakediscord import FakeDiscord
 from bot.simulator import SimulatorOptions, run_simulator
 from tests.harness import SIM_KEY, Rig, running_bot
-from tests.stores import OpenStore, sqlite_url, store_opener
+from tests.stores import OpenStore, postgres_admin_url, postgres_database, postgres_wanted, sqlite_url, store_opener
 
 StartWorld = Callable[..., Awaitable[Rig]]
 
@@ -43,16 +43,27 @@ async def world(tmp_path: Path) -> AsyncIterator[StartWorld]:
         yield start
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgres"] if postgres_wanted() else ["sqlite"])
 def store_backend(request: pytest.FixtureRequest) -> str:
-    """The storage tests run once per backend."""
+    """The storage tests run once per backend (PostgreSQL: see :mod:`tests.stores`)."""
     return str(request.param)
 
 
 @pytest.fixture
 async def database_url(store_backend: str, tmp_path: Path) -> AsyncIterator[str]:
-    """A fresh, empty database of ``store_backend`` for one test."""
-    yield sqlite_url(tmp_path)
+    """A fresh, empty database of ``store_backend`` for one test (PostgreSQL: dropped after it)."""
+    if store_backend == "postgres":
+        async with postgres_database(postgres_admin_url()) as url:
+            yield url
+    else:
+        yield sqlite_url(tmp_path)
+
+
+@pytest.fixture
+async def postgres_database_url() -> AsyncIterator[str]:
+    """A fresh, empty PostgreSQL database for a test of PostgreSQL alone (dropped after it)."""
+    async with postgres_database(postgres_admin_url()) as url:
+        yield url
 
 
 @pytest.fixture

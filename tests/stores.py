@@ -1,11 +1,22 @@
 """Stores for the storage tests, on every backend: a fresh database per test, opened as many times
-(as many processes' stores) as a test needs."""
+(as many processes' stores) as a test needs.
+
+PostgreSQL: ``TEST_POSTGRES_URL`` is the admin URL of a server to make test databases on
+(``bash scripts/start-test-postgres.sh`` starts one and prints it). Unset, the PostgreSQL runs are
+left out, or fail in CI (``CI`` set), where PostgreSQL must have been started.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
 
 from bot.models import JobRecord, NewJob, Ownership
 from bot.storage import Store, open_store
@@ -51,3 +62,47 @@ async def store_opener(database_url: str) -> AsyncIterator[OpenStore]:
 
 def sqlite_url(folder: Path) -> str:
     return f"sqlite:///{folder / 'db' / 'bot.sqlite3'}"
+
+
+def postgres_wanted() -> bool:
+    """Whether the storage tests run on PostgreSQL too (always in CI: there it must be running)."""
+    return bool(os.environ.get("TEST_POSTGRES_URL") or os.environ.get("CI"))
+
+
+def postgres_admin_url() -> str:
+    """The test server's admin URL; fails the test in CI when PostgreSQL was not started, else skips it."""
+    url = os.environ.get("TEST_POSTGRES_URL")
+    if url:
+        return url
+    reason = (
+        "TEST_POSTGRES_URL is not set: PostgreSQL was not started"
+        ' (export TEST_POSTGRES_URL="$(bash scripts/start-test-postgres.sh)")'
+    )
+    if os.environ.get("CI"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def with_database(url: str, name: str) -> str:
+    """``url`` naming the database ``name`` instead."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+@contextlib.asynccontextmanager
+async def postgres_database(admin_url: str) -> AsyncIterator[str]:
+    """A new, empty database on the test server (its URL), dropped afterwards with whoever is still on it."""
+    name = f"t_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    try:
+        yield with_database(admin_url, name)
+    finally:
+        admin = await asyncpg.connect(admin_url)
+        try:
+            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        finally:
+            await admin.close()

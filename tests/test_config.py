@@ -216,3 +216,35 @@ def test_sharding_problems_reported_with_the_others(tmp_path: Path) -> None:
         "SHARD_IDS must not name a shard twice (repeated: 0)",
         "SHARD_IDS is set but SHARD_COUNT is not: set SHARD_COUNT to the total number of shards",
     ]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite:///data/bot.sqlite3",
+        "sqlite:////var/lib/imagine/bot.sqlite3",
+        "postgresql://imagine:secret-pw@db.internal:5432/imagine",
+        "postgres://imagine@127.0.0.1/imagine",
+        "postgresql:///imagine?host=/run/postgresql",
+    ],
+)
+def test_database_url_sqlite_or_postgresql(tmp_path: Path, url: str) -> None:
+    settings = load_settings({**REQUIRED, "DATABASE_URL": url}, env_file=tmp_path / "none")
+    assert settings.database_url == url
+
+
+@pytest.mark.parametrize("url", ["mysql://u@h/db", "sqlite://relative.db", "data/bot.sqlite3", "postgresql:/x"])
+def test_other_database_urls_are_refused(tmp_path: Path, url: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({**REQUIRED, "DATABASE_URL": url}, env_file=tmp_path / "none")
+    assert info.value.problems == [
+        "DATABASE_URL must look like sqlite:///path/to/file.sqlite3 (SQLite)"
+        " or postgresql://user:password@host:5432/database (PostgreSQL)"
+    ]
+
+
+def test_the_database_password_is_a_secret(tmp_path: Path) -> None:
+    env = {**REQUIRED, "DATABASE_URL": "postgresql://imagine:db-secret-pw@127.0.0.1:5432/imagine"}
+    settings = load_settings(env, env_file=tmp_path / "none")
+    assert "db-secret-pw" in settings.secrets
+    assert "db-secret-pw" not in repr(settings)

@@ -1,4 +1,5 @@
-"""SQLite store: migrations, job transitions, atomic quota reservation, server controls."""
+"""The store on every backend: migrations, job transitions, atomic quota reservation, server
+controls; and SQLite's own transaction handling under cancellation."""
 
 from __future__ import annotations
 
@@ -12,53 +13,35 @@ from typing import Any
 import pytest
 
 from bot.models import FourKAccess, JobRecord, JobState, LimitKind, NewJob, QuotaRefusal
+from bot.storage import PostgresStore, Store, open_store
 from bot.storage.sqlite import SqliteStore
-
-NOW = 1_800_000_000.0
-
-
-def new_job(user: int = 1, guild: int | None = 10, resolution: str = "1K") -> NewJob:
-    return NewJob(
-        user_id=user,
-        guild_id=guild,
-        channel_id=20,
-        message_id=None,
-        application_id=5,
-        interaction_token="tok",
-        token_expires_at=NOW + 900,
-        upload_limit=10 * 1024 * 1024,
-        prompt="a cat",
-        aspect_ratio="16:9",
-        resolution=resolution,
-        with_text=False,
-        image_urls=("http://127.0.0.1/a.png",),
-    )
+from tests.stores import NOW, OpenStore, created, new_job
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+async def store(open_test_store: OpenStore) -> Store:
+    return await open_test_store()
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     store = await SqliteStore.open(str(tmp_path / "db" / "bot.sqlite3"))
     yield store
     await store.close()
 
 
-async def created(store: SqliteStore, job: NewJob, now: float = NOW) -> JobRecord:
-    record = await store.create_job(job, now=now, default_4k_weight=2)
-    assert isinstance(record, JobRecord)
-    return record
+async def schema_version(database_url: str) -> int:
+    async with open_store(database_url) as store:
+        assert isinstance(store, SqliteStore | PostgresStore)
+        return await store.schema_version()
 
 
-async def test_fresh_database_reaches_latest_version(tmp_path: Path) -> None:
-    path = str(tmp_path / "bot.sqlite3")
-    first = await SqliteStore.open(path)
-    version = await first.schema_version()
-    await first.close()
-    again = await SqliteStore.open(path)  # migrations are not applied twice
-    assert await again.schema_version() == version >= 1
-    await again.close()
+async def test_fresh_database_reaches_latest_version(database_url: str) -> None:
+    version = await schema_version(database_url)
+    assert await schema_version(database_url) == version >= 8  # migrations are not applied twice
 
 
-async def test_job_round_trip(store: SqliteStore) -> None:
+async def test_job_round_trip(store: Store) -> None:
     job = await created(store, new_job())
     assert job.status is JobState.PENDING and job.request_id is None and job.cost == 1
     job = await store.set_reply(job.id, message_id=99, token_dead=False, now=NOW)
@@ -73,7 +56,7 @@ async def test_job_round_trip(store: SqliteStore) -> None:
     assert await store.active_jobs() == []
 
 
-async def test_refund_and_usage(store: SqliteStore) -> None:
+async def test_refund_and_usage(store: Store) -> None:
     a = await created(store, new_job(user=1))
     await created(store, new_job(user=2, resolution="4K"))
     usage = await store.usage(10, 1, day="2027-01-15")
@@ -83,7 +66,7 @@ async def test_refund_and_usage(store: SqliteStore) -> None:
     assert (usage.user_used, usage.guild_used, usage.user_active) == (0, 2, 0)
 
 
-async def test_concurrent_reservations_never_exceed_the_limit(store: SqliteStore) -> None:
+async def test_concurrent_reservations_never_exceed_the_limit(store: Store) -> None:
     await store.set_quota(10, {"user_daily": 5}, user_id=99, now=NOW)
     results = await asyncio.gather(*(store.create_job(new_job(), now=NOW, default_4k_weight=2) for _ in range(20)))
     assert sum(isinstance(r, JobRecord) for r in results) == 5
@@ -91,7 +74,7 @@ async def test_concurrent_reservations_never_exceed_the_limit(store: SqliteStore
     assert {r.limit for r in refusals} == {LimitKind.USER_DAILY}
 
 
-async def test_quota_settings_audit_and_reset(store: SqliteStore) -> None:
+async def test_quota_settings_audit_and_reset(store: Store) -> None:
     settings = await store.set_quota(10, {"user_daily": 3, "max_concurrent": 2}, user_id=7, now=NOW)
     assert (settings.user_daily, settings.max_concurrent, settings.guild_daily) == (3, 2, None)
     settings = await store.set_quota(10, {"user_daily": None}, user_id=8, now=NOW + 1)
@@ -107,7 +90,7 @@ async def test_quota_settings_audit_and_reset(store: SqliteStore) -> None:
     assert (await store.usage(10, 2, day="2027-01-15")).guild_used == 0
 
 
-async def test_max_concurrent_counts_active_jobs(store: SqliteStore) -> None:
+async def test_max_concurrent_counts_active_jobs(store: Store) -> None:
     await store.set_quota(10, {"max_concurrent": 1}, user_id=9, now=NOW)
     first = await created(store, new_job())
     refused = await store.create_job(new_job(), now=NOW, default_4k_weight=2)
@@ -181,7 +164,8 @@ async def test_cancel_during_commit_leaves_no_transaction_open(tmp_path: Path, m
         assert check.execute("SELECT user_daily FROM quota_settings WHERE guild_id = 10").fetchone() == (5,)
 
 
-async def test_failed_commit_is_rolled_back(store: SqliteStore) -> None:
+async def test_failed_commit_is_rolled_back(sqlite_store: SqliteStore) -> None:
+    store = sqlite_store
     """A COMMIT can fail and leave SQLite's transaction open (here: a deferred foreign key)."""
     await store._db.execute("CREATE TEMP TABLE parent (id INTEGER PRIMARY KEY)")
     await store._db.execute(
@@ -200,7 +184,7 @@ async def test_failed_commit_is_rolled_back(store: SqliteStore) -> None:
 # -- history and the queue as /history and /jobs see it -----------------------------------------
 
 
-async def test_history_pages_a_members_jobs_in_a_server_newest_first(store: SqliteStore) -> None:
+async def test_history_pages_a_members_jobs_in_a_server_newest_first(store: Store) -> None:
     mine = [(await created(store, new_job(user=1))).id for _ in range(7)]
     await created(store, new_job(user=2))  # another member
     await created(store, new_job(user=1, guild=11))  # another server
@@ -220,7 +204,7 @@ async def test_history_pages_a_members_jobs_in_a_server_newest_first(store: Sqli
     assert len(await store.history(10, 1, limit=10_000)) == 7  # bounded, whatever is asked
 
 
-async def test_active_jobs_and_counts_in_a_server(store: SqliteStore) -> None:
+async def test_active_jobs_and_counts_in_a_server(store: Store) -> None:
     a = await created(store, new_job(user=1))
     b = await created(store, new_job(user=2))
     c = await created(store, new_job(user=1))
@@ -253,7 +237,7 @@ def member_job(user: int = 1, roles: tuple[int, ...] = (), resolution: str = "1K
     return replace(new_job(user=user, resolution=resolution), role_ids=roles)
 
 
-async def test_role_allowances_and_overrides_in_the_reservation(store: SqliteStore) -> None:
+async def test_role_allowances_and_overrides_in_the_reservation(store: Store) -> None:
     await store.set_quota(10, {"user_daily": 1}, user_id=99, now=NOW)
     await store.set_role_limit(10, 501, 2, by=99, now=NOW)
     await store.set_role_limit(10, 502, 3, by=99, now=NOW)
@@ -286,7 +270,7 @@ async def test_role_allowances_and_overrides_in_the_reservation(store: SqliteSto
     assert [r.role_id for r in (await store.server_controls(10)).role_limits] == [501]
 
 
-async def test_concurrent_reservations_under_a_role_allowance_never_exceed_it(store: SqliteStore) -> None:
+async def test_concurrent_reservations_under_a_role_allowance_never_exceed_it(store: Store) -> None:
     await store.set_role_limit(10, 501, 5, by=99, now=NOW)
     results = await asyncio.gather(
         *(store.create_job(member_job(roles=(501,)), now=NOW, default_4k_weight=2) for _ in range(20))
@@ -294,7 +278,7 @@ async def test_concurrent_reservations_under_a_role_allowance_never_exceed_it(st
     assert sum(isinstance(r, JobRecord) for r in results) == 5
 
 
-async def test_a_blocked_member_reserves_nothing(store: SqliteStore) -> None:
+async def test_a_blocked_member_reserves_nothing(store: Store) -> None:
     assert await store.block_member(10, 1, by=99, now=NOW)
     assert not await store.block_member(10, 1, by=99, now=NOW + 1)  # already blocked: kept as it was
     controls = await store.member_controls(10, 1)
@@ -310,7 +294,7 @@ async def test_a_blocked_member_reserves_nothing(store: SqliteStore) -> None:
     await created(store, member_job(user=1))
 
 
-async def test_four_k_access_and_roles(store: SqliteStore) -> None:
+async def test_four_k_access_and_roles(store: Store) -> None:
     assert (await store.server_controls(10)).four_k is FourKAccess.EVERYONE
     assert await store.add_four_k_role(10, 501, by=99, now=NOW) is FourKAccess.ROLES  # no longer everyone
     await store.set_four_k(10, FourKAccess.OFF, by=99, now=NOW)
@@ -325,7 +309,7 @@ async def test_four_k_access_and_roles(store: SqliteStore) -> None:
     assert controls.four_k_roles == () and [r.role_id for r in controls.role_limits] == [503]
 
 
-async def test_blocked_words_are_folded_deduplicated_and_capped(store: SqliteStore) -> None:
+async def test_blocked_words_are_folded_deduplicated_and_capped(store: Store) -> None:
     added = await store.add_blocked_words(10, ["Crème", "creme", " forbidden  FRUIT "], by=99, now=NOW, max_words=4)
     assert added is not None and added.added == ("Crème", "forbidden  FRUIT") and added.total == 2
     again = await store.add_blocked_words(10, ["CREME", "new"], by=99, now=NOW, max_words=4)
@@ -338,7 +322,7 @@ async def test_blocked_words_are_folded_deduplicated_and_capped(store: SqliteSto
     assert (await store.server_controls(11)).blocked_words == ()
 
 
-async def test_failed_jobs_to_log_only_where_a_log_channel_is_set(store: SqliteStore) -> None:
+async def test_failed_jobs_to_log_only_where_a_log_channel_is_set(store: Store) -> None:
     await store.set_log_channel(10, 700, by=99, now=NOW)
     first = await created(store, new_job(user=1))
     second = await created(store, new_job(user=2))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.models import (
+    ACTIVE_STATES,
+    TERMINAL_STATES,
     FourKAccess,
     JobRecord,
     JobState,
@@ -24,6 +27,25 @@ from bot.models import (
 
 # How long :meth:`Store.claim_shards` waits for a shard another live process holds before giving up.
 CLAIM_WAIT = 30.0
+
+
+# The quota settings /quota set may change (columns of quota_settings).
+QUOTA_FIELDS = ("user_daily", "guild_daily", "max_concurrent", "weight_4k")
+
+# SQL both backends share (the states are fixed strings, never input).
+SQL_ACTIVE = ",".join(f"'{s.value}'" for s in ACTIVE_STATES)
+# States a status reading may still move a job out of (DELIVERING is past the upstream's part).
+SQL_FOLLOWED = ",".join(f"'{s.value}'" for s in (JobState.PENDING, JobState.QUEUED, JobState.RUNNING))
+SQL_UNTOLD = f"'{JobState.FAILED.value}','{JobState.CANCELLED.value}'"
+# Jobs a process takes with its shards: unfinished, or ended without the member told yet.
+SQL_CLAIMED = f"(status IN ({SQL_ACTIVE}) OR (status IN ({SQL_UNTOLD}) AND told_at IS NULL))"
+assert {JobState.FAILED, JobState.CANCELLED} < TERMINAL_STATES
+
+
+class Row(Protocol):
+    """A database row read by column name (``sqlite3.Row``, ``asyncpg.Record``)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
 
 
 class StoreOpenError(Exception):
@@ -252,3 +274,48 @@ class Store(Protocol):
         """Jobs that failed after ``after`` (their end time, then id) in servers with a log channel on
         this process's shards, oldest first, each with that channel."""
         ...
+
+
+def job_from_row(row: Row) -> JobRecord:
+    """A ``jobs`` row (every column, by name) as a :class:`JobRecord`; the same on every backend."""
+    return JobRecord(
+        id=row["id"],
+        status=JobState(row["status"]),
+        user_id=row["user_id"],
+        guild_id=row["guild_id"],
+        channel_id=row["channel_id"],
+        message_id=row["message_id"],
+        application_id=row["application_id"],
+        interaction_token=row["interaction_token"],
+        token_expires_at=row["token_expires_at"],
+        upload_limit=row["upload_limit"],
+        prompt=row["prompt"],
+        aspect_ratio=row["aspect_ratio"],
+        resolution=row["resolution"],
+        with_text=bool(row["with_text"]),
+        image_urls=tuple(json.loads(row["image_urls"])),
+        cost=row["cost"],
+        quota_day=row["quota_day"],
+        request_id=row["request_id"],
+        status_url=row["status_url"],
+        response_url=row["response_url"],
+        cancel_url=row["cancel_url"],
+        queue_position=row["queue_position"],
+        created_at=row["created_at"],
+        submitted_at=row["submitted_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        cancel_requested_by=row["cancel_requested_by"],
+        cancel_requested_at=row["cancel_requested_at"],
+        error_type=row["error_type"],
+        error_message=row["error_message"],
+        delivery_attempted_at=row["delivery_attempted_at"],
+        submit_started_at=row["submit_started_at"],
+        told_at=row["told_at"],
+        parent_job_id=row["parent_job_id"],
+        action=row["action"],
+        locale=row["locale"],
+        guild_locale=row["guild_locale"],
+        shard_id=row["shard_id"],
+        owner=row["owner"],
+    )

@@ -24,8 +24,6 @@ import aiosqlite
 
 from bot import quota
 from bot.models import (
-    ACTIVE_STATES,
-    TERMINAL_STATES,
     FourKAccess,
     JobRecord,
     JobState,
@@ -43,18 +41,14 @@ from bot.models import (
     Usage,
     WordsAdded,
 )
-from bot.storage.base import CLAIM_WAIT, NotOwnerError, StoreOpenError
+from bot.storage.base import CLAIM_WAIT, QUOTA_FIELDS, NotOwnerError, StoreOpenError
+from bot.storage.base import SQL_ACTIVE as _ACTIVE
+from bot.storage.base import SQL_CLAIMED as _CLAIMED
+from bot.storage.base import SQL_FOLLOWED as _FOLLOWED
+from bot.storage.base import SQL_UNTOLD as _UNTOLD
+from bot.storage.base import job_from_row as _job
 
 log = logging.getLogger(__name__)
-
-QUOTA_FIELDS = ("user_daily", "guild_daily", "max_concurrent", "weight_4k")
-_ACTIVE = ",".join(f"'{s.value}'" for s in ACTIVE_STATES)
-# States a status reading may still move a job out of (DELIVERING is past the upstream's part).
-_FOLLOWED = ",".join(f"'{s.value}'" for s in (JobState.PENDING, JobState.QUEUED, JobState.RUNNING))
-_UNTOLD = f"'{JobState.FAILED.value}','{JobState.CANCELLED.value}'"
-# Jobs a process takes with its shards: unfinished, or ended without the member told yet.
-_CLAIMED = f"(status IN ({_ACTIVE}) OR (status IN ({_UNTOLD}) AND told_at IS NULL))"
-assert {JobState.FAILED, JobState.CANCELLED} < TERMINAL_STATES
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -913,47 +907,3 @@ def _statements(script: str) -> list[str]:
     if buffer.strip():
         statements.append(buffer.strip())
     return statements
-
-
-def _job(row: aiosqlite.Row) -> JobRecord:
-    return JobRecord(
-        id=row["id"],
-        status=JobState(row["status"]),
-        user_id=row["user_id"],
-        guild_id=row["guild_id"],
-        channel_id=row["channel_id"],
-        message_id=row["message_id"],
-        application_id=row["application_id"],
-        interaction_token=row["interaction_token"],
-        token_expires_at=row["token_expires_at"],
-        upload_limit=row["upload_limit"],
-        prompt=row["prompt"],
-        aspect_ratio=row["aspect_ratio"],
-        resolution=row["resolution"],
-        with_text=bool(row["with_text"]),
-        image_urls=tuple(json.loads(row["image_urls"])),
-        cost=row["cost"],
-        quota_day=row["quota_day"],
-        request_id=row["request_id"],
-        status_url=row["status_url"],
-        response_url=row["response_url"],
-        cancel_url=row["cancel_url"],
-        queue_position=row["queue_position"],
-        created_at=row["created_at"],
-        submitted_at=row["submitted_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        cancel_requested_by=row["cancel_requested_by"],
-        cancel_requested_at=row["cancel_requested_at"],
-        error_type=row["error_type"],
-        error_message=row["error_message"],
-        delivery_attempted_at=row["delivery_attempted_at"],
-        submit_started_at=row["submit_started_at"],
-        told_at=row["told_at"],
-        parent_job_id=row["parent_job_id"],
-        action=row["action"],
-        locale=row["locale"],
-        guild_locale=row["guild_locale"],
-        shard_id=row["shard_id"],
-        owner=row["owner"],
-    )
