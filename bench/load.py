@@ -17,7 +17,8 @@ and it waits until every reply shows its image or a failure, or ``--timeout`` se
 The simulator renders one PNG (1024×1024, 64 KB) and serves it to every job, unless
 ``--unique-images``: encoding a PNG per job would take the simulator ~25 ms of CPU each, on the
 cores the bot is measured on. Everything stays on 127.0.0.1; the database and the bot's log go to a
-temporary folder, removed at the end unless ``--keep``. ``--profile FILE`` records the bot with
+temporary folder, removed at the end unless ``--keep``; ``--database-url`` runs the bot on another
+database instead, such as PostgreSQL (``postgresql://…``, an existing database: the bot migrates it). ``--profile FILE`` records the bot with
 py-spy (``pip install py-spy``) during the run and prints where its CPU went.
 
 It prints (times from the fake Discord and the simulator, which share the machine's monotonic clock):
@@ -56,6 +57,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -93,8 +96,10 @@ from bench._common import (
     send_imagines,
     visible_state,
 )
+from bot.config import is_postgres_url, sqlite_path
 from bot.devtools.fakediscord import FakeDiscord, FakeInteraction
 from bot.simulator import SimulatorOptions
+from bot.storage.postgres import redacted
 
 MAX_JOBS = 20_000
 
@@ -116,6 +121,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="have the simulator render a PNG per job (by default it renders one and serves it to all)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (database, bot log)")
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        help="the bot's DATABASE_URL, e.g. postgresql://user@127.0.0.1:5432/bench"
+        " (default: a new SQLite file in the temporary folder)",
+    )
     parser.add_argument(
         "--profile", type=Path, metavar="FILE", help="record the bot with py-spy during the run (collapsed stacks)"
     )
@@ -164,7 +175,11 @@ async def measure(args: argparse.Namespace, workdir: Path, sim: SimulatorProcess
         users = add_members(fake, args.users)
         limits = apply_discord_limits(fake)
         port = free_port()
-        bot = BotChild(bot_env(fake, sim.base_url, workdir / "bot.sqlite3", port), workdir)
+        env = bot_env(fake, sim.base_url, workdir / "bot.sqlite3", port)
+        if args.database_url:
+            env["DATABASE_URL"] = args.database_url
+        bot = BotChild(env, workdir)
+        since = time.time()
         bot.start()
         try:
             await fake.wait_synced(timeout=60)
@@ -191,7 +206,7 @@ async def measure(args: argparse.Namespace, workdir: Path, sim: SimulatorProcess
             code = await bot.terminate()
         finally:
             bot.kill()
-        steps = read_steps(workdir / "bot.sqlite3")
+        steps = await read_steps(env["DATABASE_URL"], since)
         return Run(
             args,
             sent,
@@ -215,12 +230,22 @@ async def measure(args: argparse.Namespace, workdir: Path, sim: SimulatorProcess
         )
 
 
-def read_steps(db_path: Path) -> dict[str, tuple[float, float | None, float | None]]:
-    """Per prompt, when the bot began creating the job, began its submit and recorded it:
-    the bot stamps these with ``time.time()``, read here on the monotonic clock of the other figures."""
+async def read_steps(database_url: str, since: float) -> dict[str, tuple[float, float | None, float | None]]:
+    """Per prompt, when the bot began creating the job, began its submit and recorded it (jobs of this
+    run only: created since ``since``): the bot stamps these with ``time.time()``, read here on the
+    monotonic clock of the other figures."""
     offset = time.time() - time.monotonic()
-    with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)) as db:
-        rows = db.execute("SELECT prompt, created_at, submit_started_at, submitted_at FROM jobs").fetchall()
+    query = "SELECT prompt, created_at, submit_started_at, submitted_at FROM jobs WHERE created_at >= "
+    if is_postgres_url(database_url):
+        db = await asyncpg.connect(database_url)
+        try:
+            rows = [tuple(r) for r in await db.fetch(query + "$1", since)]
+        finally:
+            await db.close()
+    else:
+        path = sqlite_path(database_url)
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as sqlite_db:
+            rows = sqlite_db.execute(query + "?", (since,)).fetchall()
     return {
         prompt: (created - offset, None if began is None else began - offset, None if sent is None else sent - offset)
         for prompt, created, began, sent in rows
@@ -544,6 +569,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.jobs} jobs, {args.users} members, {args.channels} channel(s), {args.workers} upstream workers, "
         f"jobs of {args.min_duration:g}–{args.max_duration:g} s (seed {args.seed}), timeout {args.timeout:g} s",
     )
+    say("database", redacted(args.database_url) if args.database_url else "SQLite, a new file in the temporary folder")
     workdir = Path(tempfile.mkdtemp(prefix="imagine-bench-load-"))
     options = SimulatorOptions(
         api_key=SIM_KEY,
