@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 import discord
 import yaml
 
-from bot.config import OPTIONAL, load_settings, sqlite_path
+from bot.config import OPTIONAL, is_postgres_url, load_settings, sqlite_path
 from bot.config import REQUIRED as REQUIRED_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,10 +119,9 @@ def test_sharded_compose_bots_read_only_real_settings_and_load() -> None:
     for name, bot in bot_services(sharded_compose()).items():
         env = {key: str(value) for key, value in bot["environment"].items()}
         assert set(env) <= known, (name, set(env) - known)
-        # DATABASE_URL, a PostgreSQL URL, is checked against the postgres service below.
-        others = {key: value for key, value in env.items() if key != "DATABASE_URL"}
-        settings = load_settings({**REQUIRED, **others}, env_file=ROOT / "absent.env")
+        settings = load_settings({**REQUIRED, **env}, env_file=ROOT / "absent.env")
         assert settings.sharded and settings.metrics_port is not None and settings.metrics_host == "0.0.0.0"
+        assert is_postgres_url(settings.database_url)
         assert bot["env_file"] == ".env" and bot["build"] == "."
 
 
