@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,23 @@ from tests.stores import OpenStore, postgres_admin_url, postgres_database, postg
 StartWorld = Callable[..., Awaitable[Rig]]
 
 
+# The database of the end-to-end world: SQLite, or with TEST_E2E_BACKEND=postgres a fresh PostgreSQL
+# database per test (on TEST_POSTGRES_URL's server). .ci/run runs the world's tests once more so.
+E2E_BACKEND = os.environ.get("TEST_E2E_BACKEND", "sqlite")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "world" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.world)
+
+
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[StartWorld]:
     """``rig = await world(fake={...}, sim={...}, **settings)`` starts all three; teardown closes the
     bot first, then the simulator, then the fake Discord."""
     async with contextlib.AsyncExitStack() as stack:
+        database: list[str] = []  # PostgreSQL's, made at the first start and kept for the test
 
         async def start(
             *,
@@ -30,6 +43,10 @@ async def world(tmp_path: Path) -> AsyncIterator[StartWorld]:
             dev_guild: bool = False,
             **settings: Any,
         ) -> Rig:
+            if E2E_BACKEND == "postgres" and "database_url" not in settings:
+                if not database:
+                    database.append(await stack.enter_async_context(postgres_database(postgres_admin_url())))
+                settings["database_url"] = database[0]
             discord_fake = await stack.enter_async_context(FakeDiscord(**(fake or {})))
             if dev_guild:
                 settings["dev_guild_id"] = int(discord_fake.guild.id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from bot.config import is_postgres_url, sqlite_path
 from bot.models import JobRecord, NewJob, Ownership
 from bot.storage import Store, open_store
 
@@ -106,3 +108,16 @@ async def postgres_database(admin_url: str) -> AsyncIterator[str]:
             await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         finally:
             await admin.close()
+
+
+async def delete_job(database_url: str, job_id: int) -> None:
+    """Delete a job's row behind the bot's back, on either backend (as an operator pruning old rows would)."""
+    if is_postgres_url(database_url):
+        db = await asyncpg.connect(database_url)
+        try:
+            await db.execute("DELETE FROM jobs WHERE id = $1", job_id)
+        finally:
+            await db.close()
+        return
+    with contextlib.closing(sqlite3.connect(sqlite_path(database_url))) as conn, conn:
+        conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 
 from bot.devtools.fakediscord import FakeDiscord, FakeInteraction, FakeMessage, FakeUser
@@ -13,6 +12,7 @@ from bot.simulator import SimulatorOptions, run_simulator
 from cogs.followups import UPSCALE_PROMPT, vary_prompt
 from tests.conftest import StartWorld
 from tests.harness import SIM_KEY, Rig, embed_text, png_bytes, running_bot
+from tests.stores import delete_job
 
 EPHEMERAL = 64
 
@@ -143,11 +143,10 @@ async def test_the_buttons_work_after_a_restart(tmp_path: Path) -> None:
         assert job.parent_job_id == parent.id and len(sim.submits()) == 2
 
 
-async def test_a_button_whose_job_row_is_gone_is_answered_privately(world: StartWorld, tmp_path: Path) -> None:
+async def test_a_button_whose_job_row_is_gone_is_answered_privately(world: StartWorld) -> None:
     rig = await world()
     reply, parent = await finished(rig, rig.fake.alice, prompt="soon forgotten")
-    with sqlite3.connect(tmp_path / "bot.sqlite3") as db:  # as an operator pruning old rows would
-        db.execute("DELETE FROM jobs WHERE id = ?", (parent.id,))
+    await delete_job(rig.settings.database_url, parent.id)  # as an operator pruning old rows would
     before = len(rig.sim.submits())
     click = await rig.fake.press_button(reply, f"imagine:reroll:{parent.id}", rig.fake.bob)
     assert "isn't known here" in await private_answer(click)

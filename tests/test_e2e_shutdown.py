@@ -148,5 +148,5 @@ async def test_imagine_during_shutdown_is_told_the_bot_is_restarting(world: Star
     response = await interaction.wait_response()
     assert response["type"] == 4 and response["data"]["flags"] & EPHEMERAL
     assert response["data"]["content"] == Catalog().text("en", "imagine-restarting")
-    assert job_rows(Path(rig.settings.database_url.removeprefix("sqlite:///"))) == []
+    assert await rig.store.history(int(rig.fake.guild.id), int(rig.fake.alice.id), limit=10) == []  # no job recorded
     assert rig.sim.submits() == []
