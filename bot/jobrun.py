@@ -408,8 +408,9 @@ class JobRun:
         await self._show_progress(job, now)
         timing = timing_of(job, now, self._running_since)
         wait = ctx.timing.next_poll(job.resolution, **timing) * self._rng.uniform(0.9, 1.1)
-        await self._pause(min(wait, max(0.0, deadline - now)))
-        return await ctx.store.get_job(job.id)
+        if await self._pause(min(wait, max(0.0, deadline - now))):
+            return await ctx.store.get_job(job.id)  # woken: something changed the job (a cancel, its reply)
+        return job  # the row as this run last wrote or read it: nothing else changed it
 
     async def _apply(self, job: JobRecord, reading: QueueStatus) -> Step:
         store, now = self._ctx.store, self._ctx.clock()
@@ -587,8 +588,9 @@ class JobRun:
         if ending.event is not None:
             await tell(ctx, row, ending.event)
 
-    async def _pause(self, seconds: float) -> None:
-        """Wait ``seconds`` (on the injected clock's ``sleep``) or until :meth:`wake`."""
+    async def _pause(self, seconds: float) -> bool:
+        """Wait ``seconds`` (on the injected clock's ``sleep``) or until :meth:`wake`; returns whether
+        it was woken."""
         if not self._wake.is_set():
             sleeper = asyncio.ensure_future(self._ctx.sleep(seconds))
             woken = asyncio.ensure_future(self._wake.wait())
@@ -597,4 +599,6 @@ class JobRun:
             finally:
                 sleeper.cancel()
                 woken.cancel()
+        woke = self._wake.is_set()
         self._wake.clear()
+        return woke

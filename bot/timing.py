@@ -122,12 +122,12 @@ class TimingModel:
         if running_for is None and position:
             # Far in the queue: look again when about half of the expected wait has passed.
             learned = self._tier(tier).per_position
-            if learned is not None:
-                interval = 0.5 * position * learned
-            else:
+            if learned is None:
                 # The queue's speed is not known yet (a first start, or a first burst): the job may
                 # start at any moment, so look again before it could be done, as if it had started.
                 interval = min(0.5 * position * PRIOR_PER_POSITION, self._spread(tier)[0])
+            else:
+                interval = 0.5 * position * learned
         else:
             # Generating (or waiting with no position): the clock of the generation time applies.
             elapsed = running_for if running_for is not None else waited

@@ -94,6 +94,12 @@ class JobTracker:
     def is_tracking(self, job_id: int) -> bool:
         return job_id in self._tasks
 
+    def changed(self, job_id: int) -> None:
+        """Something outside the job's run changed its row (its reply, say): the run reads it again
+        now instead of going on with what it last wrote."""
+        if (run := self._runs.get(job_id)) is not None:
+            run.wake()
+
     @property
     def accepting(self) -> bool:
         """False once shutdown began: no new job may be created."""

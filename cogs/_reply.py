@@ -372,6 +372,7 @@ class ReplyPresenter:
             raise ReplyGoneError from exc
         message_id = int(data["id"])
         await self._bot.store.set_reply(job.id, message_id=message_id, token_dead=False, now=self._bot.clock())
+        self._bot.tracker.changed(job.id)
         log.info("job %d: found its reply through the interaction token", job.id)
         return message_id
 
@@ -408,6 +409,7 @@ class ReplyPresenter:
                     raise
                 log.info("job %d: interaction token is no longer valid; editing with the bot token", job.id)
                 await self._bot.store.set_reply(job.id, message_id=None, token_dead=True, now=now)
+                self._bot.tracker.changed(job.id)
                 if file is not None:
                     file.reset()
         if job.message_id is None:
@@ -449,6 +451,7 @@ class ReplyPresenter:
                 ),
             )
         await self._bot.store.set_reply(job.id, message_id=message.id, token_dead=True, now=self._bot.clock())
+        self._bot.tracker.changed(job.id)
 
     async def _add_cancel_control(self, job: JobRecord) -> None:
         """Put the bot's own ❌ on a new reply, so one click cancels; only when the channel's reaction
