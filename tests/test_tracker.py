@@ -89,6 +89,9 @@ class Rig:
         await self.recorder.wait(lambda: self.recorder.final(job_id) is not None, timeout)
         event = self.recorder.final(job_id)
         assert event is not None
+        # The member is shown the end before it is recorded (an image first of all): wait for the
+        # run to end, so the stored row is final too.
+        await wait_until(lambda: not self.tracker.is_tracking(job_id), timeout, what=f"job {job_id}'s run to end")
         return event
 
 
@@ -393,7 +396,13 @@ async def test_two_simultaneous_cancels_send_one(make_rig: Callable[..., object]
     rig.tracker.start(job)
     await rig.sim.wait_for(lambda: any(j.state == "IN_PROGRESS" for j in rig.sim.jobs.values()))
     results = await asyncio.gather(rig.tracker.cancel(job.id, user_id=1), rig.tracker.cancel(job.id, user_id=2))
-    assert sorted(results) == sorted([CancelResult.REQUESTED, CancelResult.ALREADY_REQUESTED])
+    # One records and sends it; the other finds it requested, or (when the job was quick to end
+    # upstream) already over.
+    assert results.count(CancelResult.REQUESTED) == 1
+    assert {r for r in results if r is not CancelResult.REQUESTED} <= {
+        CancelResult.ALREADY_REQUESTED,
+        CancelResult.NOT_ACTIVE,
+    }
     await rig.finished(job.id)
     assert len(rig.sim.calls_to("cancel")) == 1
 

@@ -102,6 +102,23 @@ def _open_error(path: str, exc: sqlite3.Error) -> StoreOpenError | None:
     return None
 
 
+async def _enter_wal(db: aiosqlite.Connection, busy_timeout: float) -> None:
+    """Switch to WAL. Two processes opening one new file at once can both hold a read lock here;
+    SQLite then answers one of them "busy" at once instead of waiting (a deadlock otherwise), so
+    that one tries again, within ``busy_timeout``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + busy_timeout
+    while True:
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+            if code not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or loop.time() >= deadline:
+                raise
+            await asyncio.sleep(0.02)
+
+
 class SqliteStore:
     """The :class:`bot.storage.base.Store` on SQLite. Open it with :func:`open_store`."""
 
@@ -130,7 +147,7 @@ class SqliteStore:
             db = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout)
             db.row_factory = aiosqlite.Row
             try:
-                await db.execute("PRAGMA journal_mode=WAL")
+                await _enter_wal(db, busy_timeout)
                 await db.execute("PRAGMA synchronous=NORMAL")
                 await db.execute("PRAGMA foreign_keys=ON")
                 await db.execute(f"PRAGMA busy_timeout={round(busy_timeout * 1000)}")
