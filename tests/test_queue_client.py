@@ -17,6 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from PIL import Image
 
+from bot.devtools.fakediscord import wait_until
 from bot.metrics import Metrics
 from bot.queue import (
     AuthenticationError,
@@ -1344,6 +1345,33 @@ async def test_client_records_latency_errors_and_polls(sim: Simulator, make_clie
     assert sample(metrics, "imagine_upstream_errors_total", operation="status", kind="http_5xx") == 1
     assert sample(metrics, "imagine_upstream_errors_total", operation="cancel", kind="not_found") == 1
     assert sample(metrics, "imagine_upstream_request_seconds_sum", operation="status") > 0
+
+
+async def test_a_submit_does_not_queue_behind_reads_waiting_for_their_turn(sim: Simulator) -> None:
+    """Reads waiting for their paced turn hold call slots, but never all of them: a submit goes at once."""
+    turns: list[asyncio.Future[None]] = []
+
+    async def sleep(_: float) -> None:  # a read's turn comes only when the test says so
+        turn = asyncio.get_running_loop().create_future()
+        turns.append(turn)
+        await turn
+
+    async with aiohttp.ClientSession() as session:
+        client = QueueClient(
+            session, base_url=sim.base_url, api_key=KEY, sleep=sleep, concurrency=4, reads_per_second=1.0
+        )
+        handle = await submit_running(sim, client)
+        reads = [asyncio.ensure_future(client.status(handle)) for _ in range(10)]
+        # The first read leaves at once; three more then hold the read slots, waiting for their turns.
+        await wait_until(lambda: len(turns) == 3, what="the reads to wait for their turns")
+        await asyncio.wait_for(client.submit(GenerationRequest(prompt="not behind the reads")), 5.0)
+        assert sum(read.done() for read in reads) <= 1
+        while not all(read.done() for read in reads):
+            for turn in turns:
+                if not turn.done():
+                    turn.set_result(None)
+            await asyncio.sleep(0)
+        assert all(read.exception() is None for read in reads)
 
 
 async def test_status_and_result_reads_are_paced_as_they_leave(sim: Simulator) -> None:

@@ -124,6 +124,9 @@ class QueueClient:
         # Cancels skip the bound so a member's ❌ is never stuck behind polls or downloads,
         # and downloads (seconds each for a 4K file) have their own, smaller one.
         self._calls = asyncio.Semaphore(concurrency)
+        # Paced reads wait for their turn holding a slot, so they may hold only some of the slots:
+        # a submit (a member waiting for their job to be sent) never queues behind reads' turns.
+        self._read_slots = asyncio.Semaphore(max(1, concurrency - max(1, concurrency // 4)))
         self._downloads = asyncio.Semaphore(max(1, concurrency // 2))
         self._reads = Pacer(reads_per_second, clock=clock, sleep=sleep) if reads_per_second else None
         self._metrics = metrics
@@ -286,7 +289,10 @@ class QueueClient:
         paced: bool = False,
     ) -> tuple[int, Any]:
         async def attempt() -> tuple[int, Any]:
-            async with self._calls if limited else contextlib.nullcontext():
+            async with (
+                self._read_slots if paced else contextlib.nullcontext(),
+                self._calls if limited else contextlib.nullcontext(),
+            ):
                 if paced and self._reads is not None:
                     await self._reads.turn()  # with a slot in hand, so the read leaves at its turn
                 started = self._clock()
