@@ -291,16 +291,16 @@ class SqliteStore:
     ) -> JobRecord | QuotaRefusal:
         day = quota.utc_day(now)
         async with self._transaction():
-            settings = await self.get_quota(new.guild_id) if new.guild_id is not None else None
+            inputs = await self._quota_inputs(new, day) if new.guild_id is not None else None
+            settings = inputs[0] if inputs is not None else None
             weight = quota.effective_4k_weight(settings, default_4k_weight) if settings else default_4k_weight
             cost = quota.job_cost(new.resolution, weight)
-            if enforce_quota and settings is not None:
-                member = await self.member_controls(settings.guild_id, new.user_id)
+            if enforce_quota and inputs is not None:
+                settings, member, role_limits, usage = inputs
                 if member.blocked:
                     return QuotaRefusal(LimitKind.BLOCKED, 0, 0, cost)
-                roles = [] if member.limit is not None else await self._role_limits(settings.guild_id, new.role_ids)
+                roles = [] if member.limit is not None else role_limits
                 allowance = quota.allowance(settings.user_daily, roles, new.role_ids, member.limit)
-                usage = await self.usage(new.guild_id, new.user_id, day=day)
                 refusal = quota.check(settings, usage, cost, allowance)
                 if refusal is not None:
                     return refusal
@@ -341,6 +341,57 @@ class SqliteStore:
             )
             created = next(iter(rows))
         return _job(created)
+
+    async def _quota_inputs(
+        self, new: NewJob, day: str
+    ) -> tuple[QuotaSettings, MemberControls, list[RoleLimit], Usage]:
+        """What the quota check of a new job in a server reads, in one trip to the database (each
+        trip waits its turn on aiosqlite's thread, and a burst of commands makes many): the server's
+        limits, the member's allowance and block, the allowances of the member's roles, and the use."""
+        guild_id, user_id, role_ids = new.guild_id, new.user_id, tuple(new.role_ids)
+        roles = f"AND role_id IN ({','.join('?' * len(role_ids))})" if role_ids else "AND 0"
+        rows = await self._rows(
+            f"""SELECT 'quota', user_daily, guild_daily, max_concurrent, weight_4k
+                    FROM quota_settings WHERE guild_id = ?
+                UNION ALL SELECT 'limit', daily, set_by, set_at, NULL
+                    FROM member_limits WHERE guild_id = ? AND user_id = ?
+                UNION ALL SELECT 'block', NULL, set_by, set_at, NULL
+                    FROM blocked_members WHERE guild_id = ? AND user_id = ?
+                UNION ALL SELECT 'role', role_id, daily, set_by, set_at
+                    FROM role_limits WHERE guild_id = ? {roles}
+                UNION ALL SELECT 'usage',
+                        COALESCE(SUM(CASE WHEN user_id = ? AND quota_day = ? THEN cost END), 0),
+                        COALESCE(SUM(CASE WHEN quota_day = ? THEN cost END), 0),
+                        COUNT(CASE WHEN user_id = ? AND status IN ({_ACTIVE}) THEN 1 END), NULL
+                    FROM jobs WHERE guild_id IS ? AND (quota_day = ? OR status IN ({_ACTIVE}))""",
+            (
+                guild_id,
+                *(guild_id, user_id),
+                *(guild_id, user_id),
+                guild_id,
+                *role_ids,
+                *(user_id, day, day, user_id, guild_id, day),
+            ),
+        )
+        assert guild_id is not None
+        settings = QuotaSettings(guild_id=guild_id)
+        limit: MemberLimit | None = None
+        block: MemberBlock | None = None
+        role_limits: list[RoleLimit] = []
+        usage = Usage(user_used=0, guild_used=0, user_active=0)
+        for kind, a, b, c, d in rows:
+            if kind == "quota":
+                settings = QuotaSettings(guild_id=guild_id, user_daily=a, guild_daily=b, max_concurrent=c, weight_4k=d)
+            elif kind == "limit":
+                limit = MemberLimit(user_id, a, b, c)
+            elif kind == "block":
+                block = MemberBlock(user_id, b, c)
+            elif kind == "role":
+                role_limits.append(RoleLimit(a, b, c, d))
+            else:
+                usage = Usage(user_used=a, guild_used=b, user_active=c)
+        role_limits.sort(key=lambda r: (r.set_at, r.role_id))
+        return settings, MemberControls(limit=limit, block=block), role_limits, usage
 
     async def get_job(self, job_id: int) -> JobRecord | None:
         return await self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
@@ -658,28 +709,37 @@ class SqliteStore:
     # -- server controls -------------------------------------------------------------------
 
     async def server_controls(self, guild_id: int) -> ServerControls:
-        row = await self._row("SELECT * FROM server_controls WHERE guild_id = ?", (guild_id,))
-        four_k_roles = tuple(
-            int(r[0])
-            for r in await self._rows(
-                "SELECT role_id FROM four_k_roles WHERE guild_id = ? ORDER BY set_at, role_id", (guild_id,)
-            )
+        # One trip (read before every /imagine): the server's row, its 4K roles, blocked words and
+        # role allowances, told apart by the first column.
+        rows = await self._rows(
+            """SELECT 'row', four_k, log_channel_id, updated_by, updated_at FROM server_controls WHERE guild_id = ?
+               UNION ALL SELECT 'four_k', role_id, set_at, NULL, NULL FROM four_k_roles WHERE guild_id = ?
+               UNION ALL SELECT 'word', phrase, folded, NULL, NULL FROM blocked_words WHERE guild_id = ?
+               UNION ALL SELECT 'role', role_id, daily, set_by, set_at FROM role_limits WHERE guild_id = ?""",
+            (guild_id,) * 4,
         )
-        words = tuple(
-            str(r[0])
-            for r in await self._rows(
-                "SELECT phrase FROM blocked_words WHERE guild_id = ? ORDER BY folded", (guild_id,)
-            )
-        )
+        row: tuple[Any, ...] | None = None
+        four_k: list[tuple[float, int]] = []
+        words: list[tuple[str, str]] = []
+        roles: list[RoleLimit] = []
+        for kind, a, b, c, d in rows:
+            if kind == "row":
+                row = (a, b, c, d)
+            elif kind == "four_k":
+                four_k.append((b, a))
+            elif kind == "word":
+                words.append((b, a))
+            else:
+                roles.append(RoleLimit(a, b, c, d))
         return ServerControls(
             guild_id=guild_id,
-            four_k=FourKAccess(row["four_k"]) if row is not None else FourKAccess.EVERYONE,
-            four_k_roles=four_k_roles,
-            blocked_words=words,
-            log_channel_id=row["log_channel_id"] if row is not None else None,
-            role_limits=tuple(await self._role_limits(guild_id)),
-            updated_by=row["updated_by"] if row is not None else None,
-            updated_at=row["updated_at"] if row is not None else None,
+            four_k=FourKAccess(row[0]) if row is not None else FourKAccess.EVERYONE,
+            four_k_roles=tuple(int(role) for _, role in sorted(four_k)),
+            blocked_words=tuple(str(phrase) for _, phrase in sorted(words)),
+            log_channel_id=row[1] if row is not None else None,
+            role_limits=tuple(sorted(roles, key=lambda r: (r.set_at, r.role_id))),
+            updated_by=row[2] if row is not None else None,
+            updated_at=row[3] if row is not None else None,
         )
 
     async def _role_limits(self, guild_id: int, role_ids: Sequence[int] | None = None) -> list[RoleLimit]:
@@ -695,11 +755,16 @@ class SqliteStore:
         return [RoleLimit(r["role_id"], r["daily"], r["set_by"], r["set_at"]) for r in rows]
 
     async def member_controls(self, guild_id: int, user_id: int) -> MemberControls:
-        limit = await self._row("SELECT * FROM member_limits WHERE guild_id = ? AND user_id = ?", (guild_id, user_id))
-        block = await self._row("SELECT * FROM blocked_members WHERE guild_id = ? AND user_id = ?", (guild_id, user_id))
+        rows = await self._rows(
+            """SELECT 'limit', daily, set_by, set_at FROM member_limits WHERE guild_id = ? AND user_id = ?
+               UNION ALL SELECT 'block', NULL, set_by, set_at FROM blocked_members WHERE guild_id = ? AND user_id = ?""",
+            (guild_id, user_id) * 2,
+        )
+        found = {kind: (a, b, c) for kind, a, b, c in rows}
+        limit, block = found.get("limit"), found.get("block")
         return MemberControls(
-            limit=MemberLimit(user_id, limit["daily"], limit["set_by"], limit["set_at"]) if limit else None,
-            block=MemberBlock(user_id, block["set_by"], block["set_at"]) if block else None,
+            limit=MemberLimit(user_id, *limit) if limit else None,
+            block=MemberBlock(user_id, block[1], block[2]) if block else None,
         )
 
     async def member_limits(self, guild_id: int, *, limit: int) -> list[MemberLimit]:
