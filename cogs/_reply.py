@@ -113,6 +113,8 @@ class ReplyPresenter:
         self.budget = CallBudget()
         # Replies the bot put its own ❌ on (so it knows which to take back).
         self._reacted: set[int] = set()
+        # New replies whose first edit is still to come (see show_first).
+        self._fresh: set[int] = set()
         # "Edit of <link>" lines of running jobs made from another image (looked up once per job).
         self._origins: dict[int, str | None] = {}
 
@@ -142,6 +144,7 @@ class ReplyPresenter:
             self._recent_edits.pop(job.id, None)
             self._last_embed.pop(job.id, None)
             self._reacted.discard(job.id)
+            self._fresh.discard(job.id)
             self._origins.pop(job.id, None)
 
     async def shows_image(self, job: JobRecord) -> bool:
@@ -161,9 +164,22 @@ class ReplyPresenter:
             return False
         return bool(message.attachments)
 
+    async def show_first(self, job: JobRecord, progress: Progress, *, after: float) -> None:
+        """A new reply: show ``progress`` in place of "thinking…" if, ``after`` seconds on, nothing
+        else was shown yet. Usually the job's next state (queued, once the submit is answered) comes
+        first, and this costs no edit; the bot's own ❌ goes on with whichever edit is first."""
+        self._fresh.add(job.id)
+        await asyncio.sleep(after)
+        if job.id not in self._fresh or job.id in self._finished or job.id in self._gone | self._unreachable:
+            return
+        await self.show_now(job, progress)
+
     async def show_now(self, job: JobRecord, progress: Progress) -> None:
         """Replace the "thinking…" state at once (the first edit of a new reply), inside the pacing."""
         async with self._lock(job.id):
+            if job.id in self._finished:
+                return
+            self._fresh.discard(job.id)
             t = self._bot.job_texts(job)
             embed = _render.progress_embed(t, job, progress, await self._origin(job))
             try:
@@ -236,6 +252,9 @@ class ReplyPresenter:
         try:
             await self._edit(job, embed=embed, view=_render.controls(t, job), progress=True)
             self._last_embed[job.id] = embed.to_dict()  # type: ignore[assignment]
+            if job.id in self._fresh:  # the first edit of a new reply
+                self._fresh.discard(job.id)
+                await self._add_cancel_control(job)
         except NoBudgetError:
             self._latest.setdefault(job.id, (job, progress))  # try again after the next pause
         except ReplyGoneError:

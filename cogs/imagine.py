@@ -34,6 +34,8 @@ QUOTA_LOG_KEYS = {
 AspectRatio = Literal["1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"]
 Resolution = Literal["1K", "2K", "4K"]
 AUTO = "auto"
+# A new reply shows "Sending to the image service…" only when the submit is not answered this soon.
+SENDING_SHOWN_AFTER = 1.0
 
 PROBLEM_KEYS = {
     imaging.ReferenceProblem.NOT_AN_IMAGE: "reference-not-an-image",
@@ -435,9 +437,12 @@ class Imagine(commands.Cog):
         await tell_privately(interaction, text)
 
     async def _show_queued(self, job: JobRecord) -> None:
+        """ "Sending to the image service…", only if the submit is slow to be answered: the job's
+        next state (queued) usually replaces "thinking…" first, one edit instead of two."""
         now = self.bot.clock()
         try:
-            await self.bot.presenter.show_now(job, Progress(JobState.PENDING, None, now, now))
+            progress = Progress(JobState.PENDING, None, now, now)
+            await self.bot.presenter.show_first(job, progress, after=SENDING_SHOWN_AFTER)
         except Exception as exc:  # cosmetic: the tracker's next update shows the state anyway
             log.info("job %d: could not show the queued state: %s", job.id, exc)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -209,12 +210,15 @@ async def test_the_bots_own_reaction_does_not_cancel(world: StartWorld) -> None:
     rig = await world(sim={"manual": True})
     await give_bot_manage_messages(rig)
     interaction, reply, job, ours = await start_job(rig, rig.fake.alice, "an old clock", "Generating")
-    echoes = [
-        d
-        for d in rig.fake.dispatched("MESSAGE_REACTION_ADD")
-        if d["message_id"] == reply.id and d["user_id"] == rig.fake.bot_user.id
-    ]
-    assert echoes, "the fake should have told the bot about its own ❌"
+
+    def echoes() -> list[dict[str, Any]]:
+        return [
+            d
+            for d in rig.fake.dispatched("MESSAGE_REACTION_ADD")
+            if d["message_id"] == reply.id and d["user_id"] == rig.fake.bot_user.id
+        ]
+
+    await rig.fake.wait_until(lambda: bool(echoes()), 5.0, "the fake to tell the bot about its own ❌")
     # A later event that the bot visibly handles: by then it has handled its own ❌ as well.
     await rig.fake.react(reply, X, rig.fake.bob)
     await rig.fake.wait_until(lambda: rig.fake.bob.id not in reply.reactions.get(X, []), 5.0, "Bob's ❌ removed")

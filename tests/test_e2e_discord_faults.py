@@ -40,7 +40,14 @@ async def generating(rig: Rig, interaction: FakeInteraction) -> tuple[FakeMessag
     reply = await interaction.wait_original(lambda m: "Generating" in embed_text(m))
     job = await rig.job_for(interaction)
     await rig.sim.wait_for(lambda: any(j.state == "IN_PROGRESS" for j in rig.sim.jobs.values()))
+    await own_cancel_reaction(rig, reply)
     return reply, job
+
+
+async def own_cancel_reaction(rig: Rig, reply: FakeMessage) -> None:
+    """The bot's own ❌ goes on with the reply's first edit, right after it: wait for it, so that the
+    fault a test brings about next does not meet it."""
+    await rig.fake.wait_until(lambda: rig.fake.bot_user.id in reply.reactions.get("❌", []), 5.0, "the bot's ❌")
 
 
 async def ended(rig: Rig, job_id: int, timeout: float = 10.0) -> JobRecord:
@@ -177,6 +184,7 @@ async def test_access_lost_and_regained_mid_job_delivers_to_the_same_reply(world
     interaction = await rig.imagine(rig.fake.alice, prompt="lights out for a moment")
     reply = await interaction.wait_original(lambda m: "position 1" in embed_text(m))
     job = await rig.job_for(interaction)
+    await own_cancel_reaction(rig, reply)
     start = len(rig.fake.requests)
     await rig.fake.revoke_bot_permissions(Permission.VIEW_CHANNEL)
     rig.sim.finish(running(rig).request_id)  # the job ahead ends: ours starts, the reply would change

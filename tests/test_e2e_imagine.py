@@ -14,7 +14,7 @@ from PIL import Image
 
 from bot.devtools.fakediscord import FakeClock, FakeDiscord, FakeInteraction, FakeMessage, Permission
 from bot.queue import GenerationRequest, QueueClient
-from bot.simulator import SimJob, SimulatorOptions, run_simulator
+from bot.simulator import Fault, SimJob, SimulatorOptions, run_simulator
 from tests.conftest import StartWorld
 from tests.harness import (
     SIM_KEY,
@@ -372,12 +372,32 @@ async def test_time_passing_costs_no_edit_and_edits_are_paced(world: StartWorld)
     assert all(b - a >= 0.45 for a, b in itertools.pairwise(edits[1:-1]))
 
 
+async def test_a_new_reply_shows_the_queue_first_and_sending_only_when_the_submit_is_slow(
+    world: StartWorld,
+) -> None:
+    """The submit's answer usually comes at once: "thinking…" turns straight into the queue position,
+    one edit, with the bot's own ❌. A submit not answered within a second shows "Sending…" meanwhile."""
+    rig = await world(sim={"manual": True})
+    await block_queue(rig.sim.base_url, 1)
+    quick = await rig.imagine(rig.fake.alice, prompt="answered at once")
+    reply = await quick.wait_original(lambda m: "Queued" in embed_text(m))
+    assert len(reply.history) == 2  # "thinking…", then the queue position
+    await rig.fake.wait_until(lambda: rig.fake.bot_user.id in reply.reactions.get("❌", []), 5.0, "the bot's ❌")
+
+    rig.sim.add_fault(Fault("submit", delay=2.0, after_processing=True))
+    slow = await rig.imagine(rig.fake.bob, prompt="answered late")
+    sending = await slow.wait_original(lambda m: "Sending to the image service" in embed_text(m))
+    await rig.fake.wait_until(lambda: rig.fake.bot_user.id in sending.reactions.get("❌", []), 5.0, "the bot's ❌")
+    await slow.wait_original(lambda m: "Queued" in embed_text(m))
+    assert "Sending" in status_history(sending)[0]
+
+
 async def test_the_image_does_not_wait_for_the_pause_between_status_edits(world: StartWorld) -> None:
     """STATUS_EDIT_INTERVAL spaces the status edits of a reply; the finished image is shown at once."""
     rig = await world(sim={"manual": True}, status_edit_interval=60.0)
     await block_queue(rig.sim.base_url, 1)
     interaction = await rig.imagine(rig.fake.alice, prompt="no dawdling")
-    await interaction.wait_original(lambda m: "Sending" in embed_text(m))  # the first edit, then a pause
+    await interaction.wait_original(lambda m: "Queued" in embed_text(m))  # the first edit, then a pause
     rig.sim.finish(running(rig).request_id)
     await rig.sim.wait_for(lambda: getattr(sim_job(rig, "no dawdling"), "state", None) == "IN_PROGRESS")
     ours = sim_job(rig, "no dawdling")
