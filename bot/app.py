@@ -64,6 +64,9 @@ async def tell_privately(interaction: discord.Interaction[Any], text: str) -> No
         log.debug("could not answer the member privately")
 
 
+UNKNOWN_INTERACTION = 10062  # Discord's code for an interaction answered after its 3 s
+
+
 class ImagineTree(app_commands.CommandTree["ImagineBot"]):
     """Turns any unexpected command error into a short private message instead of silence."""
 
@@ -73,6 +76,17 @@ class ImagineTree(app_commands.CommandTree["ImagineBot"]):
             text = t("imagine-guild-only")
         elif isinstance(error, app_commands.CheckFailure):
             text = t("command-not-here")
+        elif (
+            isinstance(cause := getattr(error, "original", None), discord.NotFound)
+            and cause.code == UNKNOWN_INTERACTION
+        ):
+            # Answered too late (Discord allows 3 s): the member saw "The application did not respond".
+            # There is nobody left to tell; one line, not a traceback per command, when overloaded.
+            log.warning(
+                "command %s was not answered within Discord's 3 seconds; the bot may be overloaded",
+                interaction.command and interaction.command.name,
+            )
+            return
         else:
             log.error("command %s failed", interaction.command and interaction.command.name, exc_info=error)
             text = t("unexpected-error")

@@ -8,6 +8,7 @@ reach them.
 
 from __future__ import annotations
 
+import logging
 import time
 
 import discord
@@ -318,3 +319,29 @@ async def test_discord_down_at_the_end_settles_the_row_and_tells_the_member_late
     edits = len(reply.history)
     await rig.bot.tracker.sweep()
     assert len(reply.history) == edits
+
+
+async def test_a_command_answered_too_late_is_one_warning_and_costs_nothing(
+    world: StartWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past Discord's 3 s (an overloaded bot) the defer meets 404 Unknown interaction: the member saw
+    "The application did not respond", so the job is dropped unsubmitted and uncounted, with one
+    warning line rather than an error and its traceback."""
+    rig = await world(fake={"callback_deadline": 0.0})
+    interaction = await rig.imagine(rig.fake.alice, prompt="too late to answer")
+    await rig.fake.wait_until(
+        lambda: any(r.status == 404 and "/callback" in r.path for r in rig.fake.requests), 5.0, "the late defer"
+    )
+    await wait_until(
+        lambda: any("not answered within Discord's 3 seconds" in r.getMessage() for r in caplog.records),
+        what="the warning",
+    )
+    assert interaction.original() is None  # no reply was ever made
+
+    async def dropped() -> bool:
+        jobs = await rig.store.history(int(rig.fake.guild.id), int(rig.fake.alice.id), limit=5)
+        return [(j.status, j.cost) for j in jobs] == [(JobState.FAILED, 0)]
+
+    await wait_until(dropped, what="the job to be dropped uncounted")
+    assert rig.sim.submits() == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
