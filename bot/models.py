@@ -294,6 +294,16 @@ class MemberControls:
 
 
 @dataclass(frozen=True, slots=True)
+class QuotaInputs:
+    """What the quota check of a new job in a server reads, inside its reservation."""
+
+    settings: QuotaSettings
+    member: MemberControls
+    role_limits: tuple[RoleLimit, ...]  # allowances of the member's roles
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
 class ServerControls:
     """A server's controls other than the numeric quotas (those are :class:`QuotaSettings`)."""
 

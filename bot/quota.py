@@ -28,6 +28,7 @@ from bot.models import (
     FourKAccess,
     LimitKind,
     MemberLimit,
+    QuotaInputs,
     QuotaRefusal,
     QuotaSettings,
     RoleLimit,
@@ -59,6 +60,31 @@ def check(settings: QuotaSettings, usage: Usage, cost: int, allowance: Allowance
     if settings.guild_daily is not None and usage.guild_used + cost > settings.guild_daily:
         return QuotaRefusal(LimitKind.GUILD_DAILY, settings.guild_daily, usage.guild_used, cost)
     return None
+
+
+def reservation(
+    resolution: str,
+    role_ids: Collection[int],
+    inputs: QuotaInputs | None,
+    *,
+    default_4k_weight: int,
+    enforce: bool = True,
+) -> tuple[int, QuotaRefusal | None]:
+    """What a new job costs and the refusal it meets (``None``: it may be reserved), from what its
+    reservation read: ``inputs`` is ``None`` outside a server. A blocked member is refused first;
+    the member's own allowance comes from their override, else their roles, else the default."""
+    settings = inputs.settings if inputs is not None else None
+    weight = effective_4k_weight(settings, default_4k_weight) if settings is not None else default_4k_weight
+    cost = job_cost(resolution, weight)
+    if not enforce or inputs is None:
+        return cost, None
+    member = inputs.member
+    if member.blocked:
+        return cost, QuotaRefusal(LimitKind.BLOCKED, 0, 0, cost)
+    roles = () if member.limit is not None else inputs.role_limits
+    return cost, check(
+        inputs.settings, inputs.usage, cost, allowance(inputs.settings.user_daily, roles, role_ids, member.limit)
+    )
 
 
 def utc_day(timestamp: float) -> str:

@@ -12,7 +12,10 @@ from bot.models import (
     AllowanceSource,
     FourKAccess,
     LimitKind,
+    MemberBlock,
+    MemberControls,
     MemberLimit,
+    QuotaInputs,
     QuotaSettings,
     RoleLimit,
     Usage,
@@ -38,6 +41,52 @@ def test_job_cost(resolution: str, weight: int, cost: int) -> None:
 def test_check(settings: QuotaSettings, usage: Usage, cost: int, expected: LimitKind | None) -> None:
     refusal = quota.check(settings, usage, cost)
     assert (refusal.limit if refusal else None) == expected
+
+
+NOBODY = MemberControls()
+CAPPED = QuotaSettings(1, user_daily=3, weight_4k=4)
+RICH_ROLE = (RoleLimit(7, 10, 1, 0.0),)
+
+
+@pytest.mark.parametrize(
+    ("resolution", "role_ids", "inputs", "enforce", "expected"),
+    [
+        # outside a server: the operator's 4K weight, no limits
+        ("4K", (), None, True, (2, None)),
+        # the server's own 4K weight, within the member default
+        ("4K", (), QuotaInputs(CAPPED, NOBODY, (), Usage(0, 0, 0)), True, (4, LimitKind.USER_DAILY)),
+        ("1K", (), QuotaInputs(CAPPED, NOBODY, (), Usage(2, 2, 0)), True, (1, None)),
+        ("1K", (), QuotaInputs(CAPPED, NOBODY, (), Usage(3, 3, 0)), True, (1, LimitKind.USER_DAILY)),
+        # a role's allowance replaces the default; the member's own override wins over the role
+        ("1K", (7,), QuotaInputs(CAPPED, NOBODY, RICH_ROLE, Usage(3, 3, 0)), True, (1, None)),
+        (
+            "1K",
+            (7,),
+            QuotaInputs(CAPPED, MemberControls(limit=MemberLimit(5, 3, 1, 0.0)), RICH_ROLE, Usage(3, 3, 0)),
+            True,
+            (1, LimitKind.USER_DAILY),
+        ),
+        # a blocked member is refused before any limit
+        (
+            "1K",
+            (),
+            QuotaInputs(CAPPED, MemberControls(block=MemberBlock(5, 1, 0.0)), (), Usage(0, 0, 0)),
+            True,
+            (1, LimitKind.BLOCKED),
+        ),
+        # not enforced: the cost only
+        ("4K", (), QuotaInputs(CAPPED, NOBODY, (), Usage(9, 9, 9)), False, (4, None)),
+    ],
+)
+def test_reservation(
+    resolution: str,
+    role_ids: tuple[int, ...],
+    inputs: QuotaInputs | None,
+    enforce: bool,
+    expected: tuple[int, LimitKind | None],
+) -> None:
+    cost, refusal = quota.reservation(resolution, role_ids, inputs, default_4k_weight=2, enforce=enforce)
+    assert (cost, refusal.limit if refusal is not None else None) == expected
 
 
 def test_day_and_reset_are_utc() -> None:

@@ -34,13 +34,13 @@ from bot.models import (
     FourKAccess,
     JobRecord,
     JobState,
-    LimitKind,
     MemberBlock,
     MemberControls,
     MemberLimit,
     NewJob,
     Ownership,
     QuotaChange,
+    QuotaInputs,
     QuotaRefusal,
     QuotaSettings,
     RoleLimit,
@@ -352,19 +352,19 @@ class PostgresStore:
             # before it to commit, so each reads the usage including all the jobs reserved before.
             key = f"guild:{new.guild_id}" if new.guild_id is not None else f"user:{new.user_id}"
             await db.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _LOCK_QUOTA, key)
-            settings = await self._quota(db, new.guild_id) if new.guild_id is not None else None
-            weight = quota.effective_4k_weight(settings, default_4k_weight) if settings else default_4k_weight
-            cost = quota.job_cost(new.resolution, weight)
-            if enforce_quota and settings is not None:
-                member = await self._member_controls(db, settings.guild_id, new.user_id)
-                if member.blocked:
-                    return QuotaRefusal(LimitKind.BLOCKED, 0, 0, cost)
-                roles = [] if member.limit is not None else await self._role_limits(db, settings.guild_id, new.role_ids)
-                allowance = quota.allowance(settings.user_daily, roles, new.role_ids, member.limit)
-                usage = await self._usage(db, new.guild_id, new.user_id, day=day)
-                refusal = quota.check(settings, usage, cost, allowance)
-                if refusal is not None:
-                    return refusal
+            inputs = None
+            if new.guild_id is not None:
+                inputs = QuotaInputs(
+                    await self._quota(db, new.guild_id),
+                    await self._member_controls(db, new.guild_id, new.user_id),
+                    tuple(await self._role_limits(db, new.guild_id, new.role_ids)),
+                    await self._usage(db, new.guild_id, new.user_id, day=day),
+                )
+            cost, refusal = quota.reservation(
+                new.resolution, new.role_ids, inputs, default_4k_weight=default_4k_weight, enforce=enforce_quota
+            )
+            if refusal is not None:
+                return refusal
             shard = self._ownership.shard_of(new.guild_id)
             row = await db.fetchrow(
                 """INSERT INTO jobs (status, user_id, guild_id, channel_id, message_id, application_id,

@@ -27,13 +27,13 @@ from bot.models import (
     FourKAccess,
     JobRecord,
     JobState,
-    LimitKind,
     MemberBlock,
     MemberControls,
     MemberLimit,
     NewJob,
     Ownership,
     QuotaChange,
+    QuotaInputs,
     QuotaRefusal,
     QuotaSettings,
     RoleLimit,
@@ -292,18 +292,11 @@ class SqliteStore:
         day = quota.utc_day(now)
         async with self._transaction():
             inputs = await self._quota_inputs(new, day) if new.guild_id is not None else None
-            settings = inputs[0] if inputs is not None else None
-            weight = quota.effective_4k_weight(settings, default_4k_weight) if settings else default_4k_weight
-            cost = quota.job_cost(new.resolution, weight)
-            if enforce_quota and inputs is not None:
-                settings, member, role_limits, usage = inputs
-                if member.blocked:
-                    return QuotaRefusal(LimitKind.BLOCKED, 0, 0, cost)
-                roles = [] if member.limit is not None else role_limits
-                allowance = quota.allowance(settings.user_daily, roles, new.role_ids, member.limit)
-                refusal = quota.check(settings, usage, cost, allowance)
-                if refusal is not None:
-                    return refusal
+            cost, refusal = quota.reservation(
+                new.resolution, new.role_ids, inputs, default_4k_weight=default_4k_weight, enforce=enforce_quota
+            )
+            if refusal is not None:
+                return refusal
             shard = self._ownership.shard_of(new.guild_id)
             rows = await self._db.execute_fetchall(
                 """INSERT INTO jobs (status, user_id, guild_id, channel_id, message_id, application_id,
@@ -342,9 +335,7 @@ class SqliteStore:
             created = next(iter(rows))
         return _job(created)
 
-    async def _quota_inputs(
-        self, new: NewJob, day: str
-    ) -> tuple[QuotaSettings, MemberControls, list[RoleLimit], Usage]:
+    async def _quota_inputs(self, new: NewJob, day: str) -> QuotaInputs:
         """What the quota check of a new job in a server reads, in one trip to the database (each
         trip waits its turn on aiosqlite's thread, and a burst of commands makes many): the server's
         limits, the member's allowance and block, the allowances of the member's roles, and the use."""
@@ -391,7 +382,7 @@ class SqliteStore:
             else:
                 usage = Usage(user_used=a, guild_used=b, user_active=c)
         role_limits.sort(key=lambda r: (r.set_at, r.role_id))
-        return settings, MemberControls(limit=limit, block=block), role_limits, usage
+        return QuotaInputs(settings, MemberControls(limit=limit, block=block), tuple(role_limits), usage)
 
     async def get_job(self, job_id: int) -> JobRecord | None:
         return await self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
