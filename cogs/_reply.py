@@ -106,8 +106,7 @@ class ReplyPresenter:
         self._gone: set[int] = set()
         # Replies whose channel could not be reached: no more progress edits (each would be another 403).
         self._unreachable: set[int] = set()
-        self._last_edit: dict[int, float] = {}
-        # When each reply was last edited, up to Discord's per-token burst (the final state's pacing).
+        # When each reply was last edited, as many as Discord allows per token in its window.
         self._recent_edits: dict[int, collections.deque[float]] = {}
         self._last_embed: dict[int, dict[str, Any]] = {}
         self.budget = CallBudget()
@@ -134,13 +133,12 @@ class ReplyPresenter:
             worker.cancel()  # a stale progress edit must not hold up the final state
         try:
             async with self._lock(job.id):
-                await self._pace_final(job.id)
+                await self._token_room(job.id)
                 await self._final(job, event)
         finally:
             self._locks.pop(job.id, None)
             self._gone.discard(job.id)
             self._unreachable.discard(job.id)
-            self._last_edit.pop(job.id, None)
             self._recent_edits.pop(job.id, None)
             self._last_embed.pop(job.id, None)
             self._reacted.discard(job.id)
@@ -209,16 +207,17 @@ class ReplyPresenter:
     async def _pace(self, job_id: int) -> None:
         """Wait until this reply's last edit is at least ``min_edit_gap`` seconds old, and there is
         room in Discord's limit on its edits."""
-        last = self._last_edit.get(job_id)
-        if last is not None:
-            wait = self._min_edit_gap - (asyncio.get_running_loop().time() - last)
+        recent = self._recent_edits.get(job_id)
+        if recent:
+            wait = self._min_edit_gap - (asyncio.get_running_loop().time() - recent[-1])
             if wait > 0:
                 await asyncio.sleep(wait)
-        await self._pace_final(job_id)
+        await self._token_room(job_id)
 
-    async def _pace_final(self, job_id: int) -> None:
-        """The final state does not wait for ``min_edit_gap``: only, when this reply was edited as
-        often as Discord allows per interaction token lately, for the oldest of those edits to age out."""
+    async def _token_room(self, job_id: int) -> None:
+        """Wait, when this reply was edited as often as Discord allows per interaction token lately,
+        for the oldest of those edits to age out (the final state waits for this only, not for
+        ``min_edit_gap``)."""
         recent = self._recent_edits.get(job_id)
         if recent is not None and len(recent) >= TOKEN_EDITS.calls:
             wait = recent[0] + TOKEN_EDITS.per - asyncio.get_running_loop().time()
@@ -226,10 +225,8 @@ class ReplyPresenter:
                 await asyncio.sleep(wait)
 
     def _edited(self, job_id: int) -> None:
-        now = asyncio.get_running_loop().time()
-        self._last_edit[job_id] = now
         recent = self._recent_edits.setdefault(job_id, collections.deque(maxlen=TOKEN_EDITS.calls))
-        recent.append(now)
+        recent.append(asyncio.get_running_loop().time())
 
     async def _progress_worker(self, job_id: int) -> None:
         try:
@@ -390,8 +387,7 @@ class ReplyPresenter:
         except discord.NotFound as exc:  # never answered (10015), or deleted
             raise ReplyGoneError from exc
         message_id = int(data["id"])
-        await self._bot.store.set_reply(job.id, message_id=message_id, token_dead=False, now=self._bot.clock())
-        self._bot.tracker.changed(job.id)
+        await self._set_reply(job, message_id=message_id, token_dead=False)
         log.info("job %d: found its reply through the interaction token", job.id)
         return message_id
 
@@ -408,7 +404,6 @@ class ReplyPresenter:
         attachments = [file] if file is not None else discord.utils.MISSING
         text = content if content is not None else discord.utils.MISSING
         none = discord.AllowedMentions.none()
-        now = self._bot.clock()
         if job.message_id is None and not self._token_alive(job):
             raise ReplyGoneError
         if self._token_alive(job):
@@ -427,8 +422,7 @@ class ReplyPresenter:
                 if exc.status not in (401, 404) and exc.code not in DEAD_TOKEN_CODES:
                     raise
                 log.info("job %d: interaction token is no longer valid; editing with the bot token", job.id)
-                await self._bot.store.set_reply(job.id, message_id=None, token_dead=True, now=now)
-                self._bot.tracker.changed(job.id)
+                await self._set_reply(job, message_id=None, token_dead=True)
                 if file is not None:
                     file.reset()
         if job.message_id is None:
@@ -469,7 +463,11 @@ class ReplyPresenter:
                     users=[discord.Object(job.user_id)], everyone=False, roles=False
                 ),
             )
-        await self._bot.store.set_reply(job.id, message_id=message.id, token_dead=True, now=self._bot.clock())
+        await self._set_reply(job, message_id=message.id, token_dead=True)
+
+    async def _set_reply(self, job: JobRecord, *, message_id: int | None, token_dead: bool) -> None:
+        """Record a new reply message and/or a dead token, and have the job's run read its row again."""
+        await self._bot.store.set_reply(job.id, message_id=message_id, token_dead=token_dead, now=self._bot.clock())
         self._bot.tracker.changed(job.id)
 
     async def _add_cancel_control(self, job: JobRecord) -> None:

@@ -50,6 +50,13 @@ from bot.storage.base import job_from_row as _job
 
 log = logging.getLogger(__name__)
 
+# A member's and their server's use on a day, and the member's unfinished jobs: the columns, then
+# the rows they sum (parameters: user, day, day, user, server, day).
+_USAGE_COLUMNS = f"""COALESCE(SUM(CASE WHEN user_id = ? AND quota_day = ? THEN cost END), 0),
+    COALESCE(SUM(CASE WHEN quota_day = ? THEN cost END), 0),
+    COUNT(CASE WHEN user_id = ? AND status IN ({_ACTIVE}) THEN 1 END)"""
+_USAGE_ROWS = f"FROM jobs WHERE guild_id IS ? AND (quota_day = ? OR status IN ({_ACTIVE}))"
+
 
 def _migrations() -> list[tuple[int, str]]:
     folder = resources.files("bot.storage").joinpath("migrations")
@@ -350,11 +357,7 @@ class SqliteStore:
                     FROM blocked_members WHERE guild_id = ? AND user_id = ?
                 UNION ALL SELECT 'role', role_id, daily, set_by, set_at
                     FROM role_limits WHERE guild_id = ? {roles}
-                UNION ALL SELECT 'usage',
-                        COALESCE(SUM(CASE WHEN user_id = ? AND quota_day = ? THEN cost END), 0),
-                        COALESCE(SUM(CASE WHEN quota_day = ? THEN cost END), 0),
-                        COUNT(CASE WHEN user_id = ? AND status IN ({_ACTIVE}) THEN 1 END), NULL
-                    FROM jobs WHERE guild_id IS ? AND (quota_day = ? OR status IN ({_ACTIVE}))""",
+                UNION ALL SELECT 'usage', {_USAGE_COLUMNS}, NULL {_USAGE_ROWS}""",
             (
                 guild_id,
                 *(guild_id, user_id),
@@ -669,16 +672,9 @@ class SqliteStore:
         ]
 
     async def usage(self, guild_id: int | None, user_id: int, *, day: str) -> Usage:
-        row = await self._row(
-            f"""SELECT
-                    COALESCE(SUM(CASE WHEN user_id = ? AND quota_day = ? THEN cost END), 0) AS user_used,
-                    COALESCE(SUM(CASE WHEN quota_day = ? THEN cost END), 0) AS guild_used,
-                    COUNT(CASE WHEN user_id = ? AND status IN ({_ACTIVE}) THEN 1 END) AS user_active
-                FROM jobs WHERE guild_id IS ? AND (quota_day = ? OR status IN ({_ACTIVE}))""",
-            (user_id, day, day, user_id, guild_id, day),
-        )
+        row = await self._row(f"SELECT {_USAGE_COLUMNS} {_USAGE_ROWS}", (user_id, day, day, user_id, guild_id, day))
         assert row is not None
-        return Usage(user_used=row["user_used"], guild_used=row["guild_used"], user_active=row["user_active"])
+        return Usage(user_used=row[0], guild_used=row[1], user_active=row[2])
 
     async def reset_usage(self, guild_id: int, *, user_id: int | None, day: str, by: int, now: float) -> int:
         async with self._transaction():
