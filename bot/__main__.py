@@ -38,6 +38,7 @@ def tracker_settings(settings: Settings) -> TrackerSettings:
         max_result_bytes=settings.max_result_bytes,
         max_reference_bytes=settings.max_reference_bytes,
         sweep_interval=settings.sweep_interval,
+        position_interval=settings.queue_position_interval,
     )
 
 

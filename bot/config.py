@@ -63,6 +63,7 @@ class Settings:
     upstream_concurrency: int = 8
     upstream_reads_per_second: float = DEFAULT_READS_PER_SECOND
     status_edit_interval: float = 1.0
+    queue_position_interval: float = 30.0
     default_4k_weight: int = 2
     sweep_interval: float = 30.0
     # Sharding (unset: one process, one unsharded gateway connection). See :meth:`shards`.
@@ -204,6 +205,7 @@ OPTIONAL: tuple[tuple[str, str, object], ...] = (
     ("UPSTREAM_CONCURRENCY", "upstream_concurrency", _parse_positive_int),
     ("UPSTREAM_READS_PER_SECOND", "upstream_reads_per_second", _parse_positive_float),
     ("STATUS_EDIT_INTERVAL", "status_edit_interval", _parse_positive_float),
+    ("QUEUE_POSITION_INTERVAL", "queue_position_interval", _parse_positive_float),
     ("QUOTA_4K_WEIGHT", "default_4k_weight", _parse_positive_int),
     ("SWEEP_INTERVAL_SECONDS", "sweep_interval", _parse_positive_float),
     ("SHARD_COUNT", "shard_count", _parse_positive_int),

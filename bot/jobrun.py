@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from bot import imaging
@@ -61,6 +61,9 @@ class TrackerSettings:
     tell_window: float = 24 * 3600.0
     # On shutdown, how long a submit already on the wire may take to be answered and recorded.
     shutdown_grace: float = 5.0
+    # The least time between two edits of a reply that only move its queue position (the expected
+    # end counts down by itself meanwhile); a change of state is shown at once.
+    position_interval: float = 30.0
 
 
 class JobMetrics(Protocol):
@@ -100,6 +103,20 @@ def progress_of(
         remaining=estimate.remaining if estimate else None,
         fraction=estimate.progress if estimate else None,
     )
+
+
+ShownKey = tuple[JobState, int | None, bool, str | None]
+
+
+def worth_an_edit(shown: ShownKey | None, key: ShownKey, since_shown: float, position_interval: float) -> bool:
+    """Whether the reply should be edited to show ``key`` (state, queue position, cancelling, note)
+    when it shows ``shown``, edited ``since_shown`` seconds ago: any change of state, cancel or note
+    at once; a queue position that only moved, at most every ``position_interval`` seconds."""
+    if key == shown:
+        return False
+    if shown is None or (key[0], key[2], key[3]) != (shown[0], shown[2], shown[3]):
+        return True
+    return since_shown >= position_interval
 
 
 def timing_of(job: JobRecord, now: float, running_since: float | None = None) -> dict[str, Any]:
@@ -273,7 +290,8 @@ class JobRun:
         self._wake = asyncio.Event()
         self._image_shown = False
         self._completed_at: float | None = None
-        self._shown: tuple[object, ...] | None = None
+        self._shown: ShownKey | None = None
+        self._shown_at = float("-inf")
         # The last status read that saw the job unfinished, and the last that saw it queued.
         self._unfinished_read_at: float | None = None
         self._queued_read_at: float | None = None
@@ -405,7 +423,7 @@ class JobRun:
         now = ctx.clock()
         if now >= deadline:
             return await self._time_out(job)
-        await self._show_progress(job, now)
+        job = await self._show_progress(job, now)
         timing = timing_of(job, now, self._running_since)
         wait = ctx.timing.next_poll(job.resolution, **timing) * self._rng.uniform(0.9, 1.1)
         if await self._pause(min(wait, max(0.0, deadline - now))):
@@ -420,10 +438,13 @@ class JobRun:
         match reading.state:
             case QueueState.QUEUED:
                 self._queued_read_at = now
-                if job.status is not JobState.QUEUED or job.queue_position != reading.queue_position:
+                if job.status is not JobState.QUEUED:
                     return await store.update_progress(
                         job.id, JobState.QUEUED, queue_position=reading.queue_position, started_at=None, now=now
                     )
+                if job.queue_position != reading.queue_position:
+                    # Only the position moved: stored when the reply shows it (see _show_progress).
+                    return replace(job, queue_position=reading.queue_position)
                 return job
             case QueueState.RUNNING:
                 if job.status is not JobState.RUNNING:
@@ -457,17 +478,25 @@ class JobRun:
             if took is not None:
                 timing.observe_generation(job.resolution, took)
 
-    async def _show_progress(self, job: JobRecord, now: float) -> None:
-        """Edit the reply when what it says changes. Its elapsed time and expected end are Discord
-        timestamps that count by themselves in the member's client ("expected in 8 seconds", then
-        "expected 3 seconds ago" if it runs late), so time passing costs no edit."""
+    async def _show_progress(self, job: JobRecord, now: float) -> JobRecord:
+        """Edit the reply when what it says changes (a new queue position at most every
+        ``position_interval`` seconds: :func:`worth_an_edit`). Its elapsed time and expected end are
+        Discord timestamps that count by themselves in the member's client ("expected in 8 seconds",
+        then "expected 3 seconds ago" if it runs late), so time passing costs no edit. A queue
+        position is stored when it is shown; the reads between only keep it in the run's copy."""
         ctx = self._ctx
         estimate = ctx.timing.estimate(job.resolution, **timing_of(job, now, self._running_since))
         progress = progress_of(job, now, notice=ctx.cancels.notices.get(job.id), estimate=estimate)
-        key = (progress.state, progress.queue_position, progress.cancelling, progress.notice)
-        if key != self._shown:
-            self._shown = key
-            await show(self._ctx.presenter(), job, progress)
+        key: ShownKey = (progress.state, progress.queue_position, progress.cancelling, progress.notice)
+        if not worth_an_edit(self._shown, key, now - self._shown_at, ctx.settings.position_interval):
+            return job
+        if self._shown is not None and job.status is JobState.QUEUED and key[1] != self._shown[1]:
+            job = await ctx.store.update_progress(
+                job.id, JobState.QUEUED, queue_position=job.queue_position, started_at=None, now=now
+            )
+        self._shown, self._shown_at = key, now
+        await show(ctx.presenter(), job, progress)
+        return job
 
     async def _time_out(self, job: JobRecord) -> Step:
         ctx = self._ctx

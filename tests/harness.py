@@ -61,6 +61,7 @@ def settings_for(fake: FakeDiscord, sim: Simulator, db_path: Path, **overrides: 
         poll_min_interval=0.02,
         poll_max_interval=0.1,
         status_edit_interval=0.2,
+        queue_position_interval=0.2,
         job_timeout=60.0,
     )
     return replace(base, **overrides)
@@ -80,6 +81,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "POLL_MIN_INTERVAL": str(settings.poll_min_interval),
         "POLL_MAX_INTERVAL": str(settings.poll_max_interval),
         "STATUS_EDIT_INTERVAL": str(settings.status_edit_interval),
+        "QUEUE_POSITION_INTERVAL": str(settings.queue_position_interval),
         "LOG_LEVEL": "INFO",
         "SWEEP_INTERVAL_SECONDS": str(settings.sweep_interval),
         "SHARD_COUNT": "" if settings.shard_count is None else str(settings.shard_count),

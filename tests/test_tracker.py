@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import aiohttp
@@ -17,10 +17,11 @@ from bot.models import FailureReason, JobRecord, JobState, NewJob
 from bot.queue import QueueClient, RetryPolicy
 from bot.simulator import Fault, Simulator, SimulatorOptions, run_simulator
 from bot.storage.sqlite import SqliteStore
+from bot.jobrun import ShownKey, worth_an_edit
 from bot.tracker import JobTracker, TrackerSettings
 
 KEY = "sim-key-for-tracker-tests"
-FAST = TrackerSettings(poll_min_interval=0.02, poll_max_interval=0.05, job_timeout=30)
+FAST = TrackerSettings(poll_min_interval=0.02, poll_max_interval=0.05, job_timeout=30, position_interval=0.0)
 
 
 class Recorder:
@@ -104,13 +105,13 @@ async def make_rig(tmp_path: Path) -> AsyncIterator[Callable[..., object]]:
     stack: list[object] = []
     opened: list[tuple[object, JobTracker, aiohttp.ClientSession, SqliteStore]] = []
 
-    async def make(**options: object) -> Rig:
+    async def make(settings: TrackerSettings = FAST, **options: object) -> Rig:
         manager = run_simulator(SimulatorOptions(api_key=KEY, **options))  # type: ignore[arg-type]
         sim = await manager.__aenter__()
         session = aiohttp.ClientSession()
         store = await SqliteStore.open(str(tmp_path / "bot.sqlite3"))
         client = QueueClient(session, base_url=sim.base_url, api_key=KEY, retry=RetryPolicy(attempts=2), sleep=no_sleep)
-        tracker = JobTracker(store, client, settings=FAST, rng=random.Random(1))
+        tracker = JobTracker(store, client, settings=settings, rng=random.Random(1))
         recorder = Recorder()
         tracker.attach(recorder)
         opened.append((manager, tracker, session, store))
@@ -123,6 +124,64 @@ async def make_rig(tmp_path: Path) -> AsyncIterator[Callable[..., object]]:
         await session.close()
         await store.close()
         await manager.__aexit__(None, None, None)  # type: ignore[attr-defined]
+
+
+Q, R = JobState.QUEUED, JobState.RUNNING
+
+
+@pytest.mark.parametrize(
+    ("shown", "key", "since", "expected"),
+    [
+        (None, (Q, 5, False, None), 0.0, True),  # the first progress of a run
+        ((Q, 5, False, None), (Q, 5, False, None), 99.0, False),  # nothing changed
+        ((Q, 5, False, None), (Q, 4, False, None), 29.9, False),  # only the position, too soon
+        ((Q, 5, False, None), (Q, 4, False, None), 30.0, True),  # only the position, in time
+        ((Q, 5, False, None), (R, None, False, None), 0.1, True),  # it started: at once
+        ((Q, 5, False, None), (Q, 4, True, None), 0.1, True),  # a cancel was asked: at once
+        ((Q, 5, False, None), (Q, 4, False, "notice-cancel-unknown"), 0.1, True),  # a note: at once
+        ((Q, None, False, None), (Q, 3, False, None), 0.1, False),  # a position appears: a position change
+    ],
+)
+def test_when_progress_is_worth_an_edit(shown: ShownKey | None, key: ShownKey, since: float, expected: bool) -> None:
+    assert worth_an_edit(shown, key, since, position_interval=30.0) is expected
+
+
+async def test_a_position_that_only_moves_waits_for_the_interval_but_a_start_is_shown_at_once(
+    make_rig: Callable[..., object],
+) -> None:
+    """Within ``position_interval`` the reply (and the stored row) keep the position last shown while
+    the run reads newer ones; the job starting is shown at the next read all the same."""
+    rig: Rig = await make_rig(settings=replace(FAST, position_interval=3600.0), manual=True)  # type: ignore[misc]
+    blockers = [await rig.new_job(prompt=f"ahead {i}") for i in range(2)]  # one running, one queued
+    for blocker in blockers:
+        rig.tracker.start(blocker)
+    await rig.sim.wait_for(lambda: len(rig.sim.jobs) == 2)
+    job = await rig.new_job()
+    rig.tracker.start(job)
+    await rig.recorder.wait(lambda: any(isinstance(e, Progress) and e.queue_position for e in rig.recorder.of(job.id)))
+    ours = next(j for j in rig.sim.jobs.values() if j.body["prompt"] == job.prompt)
+    first = next(e for e in rig.recorder.of(job.id) if isinstance(e, Progress) and e.queue_position)
+    assert first.queue_position == 2
+
+    running = next(j for j in rig.sim.jobs.values() if j.state == "IN_PROGRESS")
+    rig.sim.finish(running.request_id)
+    await rig.sim.wait_for(lambda: rig.sim.queue_position(ours.request_id) == 1)
+    reads = len([c for c in rig.sim.calls_to("status") if c.request_id == ours.request_id])
+    await rig.sim.wait_for(
+        lambda: len([c for c in rig.sim.calls_to("status") if c.request_id == ours.request_id]) >= reads + 3
+    )
+    positions = [e.queue_position for e in rig.recorder.of(job.id) if isinstance(e, Progress)]
+    assert positions == [2]  # position 1 was read, not shown
+    stored = await rig.store.get_job(job.id)
+    assert stored is not None and (stored.status, stored.queue_position) == (JobState.QUEUED, 2)
+
+    running = next(j for j in rig.sim.jobs.values() if j.state == "IN_PROGRESS")
+    rig.sim.finish(running.request_id)
+    await rig.recorder.wait(
+        lambda: any(isinstance(e, Progress) and e.state is JobState.RUNNING for e in rig.recorder.of(job.id))
+    )
+    rig.sim.finish(ours.request_id)
+    assert isinstance(await rig.finished(job.id), Delivery)
 
 
 async def test_job_follows_queue_positions_and_is_delivered(make_rig: Callable[..., object]) -> None:
