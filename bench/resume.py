@@ -20,7 +20,7 @@ the simulator serves one rendered PNG to every job unless ``--unique-images``).
 It prints: seconds from the start to READY (the gateway's READY sent by the fake Discord); when
 the first status poll arrived and when every job had been polled again, from READY; the most
 upstream calls in any 1 s window after the start (status reads, which the bot paces to
-``upstream_reads_per_second``, 200 by default; all API calls; file downloads) against that bound;
+``upstream_reads_per_second``, 250 by default; all API calls; file downloads) against that bound;
 when every job was delivered; delivery lag for the jobs finished while the bot was down (READY to
 the image) and for the others (completion to the image); 429s; the bot's CPU, peak RSS and
 event-loop lag over the resume; and the resume targets as met or missed.

@@ -287,7 +287,6 @@ class JobRun:
         self._ctx = ctx
         self._fresh = fresh
         self._rng = ctx.rng or random.Random()
-        self._wake = asyncio.Event()
         self._image_shown = False
         self._completed_at: float | None = None
         self._shown: ShownKey | None = None
@@ -298,10 +297,22 @@ class JobRun:
         self._running_since: float | None = None
         # The last queue position read, and when: how fast the queue moves is learned from it.
         self._position: tuple[int, float] | None = None
+        # Where the job is upstream (its URLs never change once it is submitted): made once, not per read.
+        self._handle: JobHandle | None = None
+        # The wait in progress (see _pause), and whether wake() cut it short.
+        self._sleeper: asyncio.Future[None] | None = None
+        self._woken = False
 
     def wake(self) -> None:
         """Cut the current wait short (a cancel was recorded, or something changed)."""
-        self._wake.set()
+        self._woken = True
+        if self._sleeper is not None:
+            self._sleeper.cancel()
+
+    def _upstream(self, job: JobRecord) -> JobHandle:
+        if self._handle is None or self._handle.request_id != job.request_id:
+            self._handle = handle_of(self._ctx.client, job)
+        return self._handle
 
     async def run(self) -> None:
         job = self.job
@@ -409,7 +420,7 @@ class JobRun:
         deadline = started + ctx.settings.job_timeout
         # Read before judging the deadline: after a long downtime the job may simply be done.
         try:
-            reading: QueueStatus | None = await ctx.client.status(handle_of(ctx.client, job))
+            reading: QueueStatus | None = await ctx.client.status(self._upstream(job))
         except NotFoundError as exc:
             return failed(FailureReason.LOST_UPSTREAM, exc.message)
         except QueueError as exc:  # the client reports outages once; a job just keeps waiting
@@ -501,7 +512,7 @@ class JobRun:
     async def _time_out(self, job: JobRecord) -> Step:
         ctx = self._ctx
         with contextlib.suppress(QueueError):
-            if await ctx.client.cancel(handle_of(ctx.client, job)) is CancelOutcome.ALREADY_COMPLETED:
+            if await ctx.client.cancel(self._upstream(job)) is CancelOutcome.ALREADY_COMPLETED:
                 # It finished just now: deliver it rather than throw a paid-for image away.
                 self._completed_at = ctx.clock()
                 return await ctx.store.mark_delivering(job.id, now=ctx.clock())
@@ -571,7 +582,7 @@ class JobRun:
         ctx = self._ctx
         for _ in range(ctx.settings.delivery_attempts):
             try:
-                result = await ctx.client.result(handle_of(ctx.client, job))
+                result = await ctx.client.result(self._upstream(job))
             except QueueError as exc:
                 log.warning("fetching the result failed: %s", exc.message, extra=log_fields(job))
             else:
@@ -619,15 +630,16 @@ class JobRun:
 
     async def _pause(self, seconds: float) -> bool:
         """Wait ``seconds`` (on the injected clock's ``sleep``) or until :meth:`wake`; returns whether
-        it was woken."""
-        if not self._wake.is_set():
-            sleeper = asyncio.ensure_future(self._ctx.sleep(seconds))
-            woken = asyncio.ensure_future(self._wake.wait())
+        it was woken. One task per wait: :meth:`wake` cancels it."""
+        if not self._woken:
+            self._sleeper = asyncio.ensure_future(self._ctx.sleep(seconds))
             try:
-                await asyncio.wait((sleeper, woken), return_when=asyncio.FIRST_COMPLETED)
+                await self._sleeper
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not self._woken or (task is not None and task.cancelling()):
+                    raise  # the run itself is being cancelled, not woken
             finally:
-                sleeper.cancel()
-                woken.cancel()
-        woke = self._wake.is_set()
-        self._wake.clear()
+                self._sleeper = None
+        woke, self._woken = self._woken, False
         return woke

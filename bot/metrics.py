@@ -80,6 +80,8 @@ class Metrics:
             buckets=_UPSTREAM_BUCKETS,
             registry=reg,
         )
+        # The labelled child per operation, looked up once (``labels`` costs as much as ``observe``).
+        self._latency_children: dict[str, Histogram] = {}
         self._upstream_errors = Counter(
             "imagine_upstream_errors",
             "Failed upstream attempts, by operation and error kind.",
@@ -159,7 +161,9 @@ class Metrics:
 
     def upstream_latency(self, operation: str, seconds: float) -> None:
         """One HTTP attempt to the upstream (``submit``, ``status``, ``result``, ``cancel``, ``download``)."""
-        self._upstream_seconds.labels(operation).observe(max(0.0, seconds))
+        if (child := self._latency_children.get(operation)) is None:
+            child = self._latency_children[operation] = self._upstream_seconds.labels(operation)
+        child.observe(max(0.0, seconds))
 
     def upstream_error(self, operation: str, kind: str) -> None:
         """One failed upstream attempt; ``kind`` is :attr:`bot.queue.QueueError.kind`."""
@@ -178,7 +182,7 @@ class Metrics:
     def discord_request(self, method: str, url: str | URL, status: int | None, scope: str | None = None) -> None:
         """One Discord HTTP request answered ``status`` (None: no answer, e.g. a connection error);
         ``url`` is reduced to its route template."""
-        route = discord_route(str(url))
+        route = discord_route(url.path if isinstance(url, URL) else url)
         method = method.upper()
         self._discord_requests.labels(method, route, "error" if status is None else str(status)).inc()
         if status == 429:

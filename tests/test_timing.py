@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import heapq
+import itertools
 import random
 from dataclasses import replace
 
@@ -222,7 +225,7 @@ class FakeClock:
 
 async def test_pacer_spreads_a_burst_evenly() -> None:
     clock = FakeClock()
-    pacer = Pacer(100.0, clock=clock, sleep=clock.sleep)
+    pacer = Pacer(100.0, clock=clock, sleep=clock.sleep, margin=0.0)
     for _ in range(5):
         await pacer.turn()  # five callers at the same instant
     assert clock.slept == pytest.approx([0.01, 0.02, 0.03, 0.04])
@@ -230,3 +233,57 @@ async def test_pacer_spreads_a_burst_evenly() -> None:
     clock.slept.clear()
     await pacer.turn()  # after a quiet spell, no wait
     assert clock.slept == []
+
+
+class StallingClock(FakeClock):
+    """A fake clock whose sleepers wake only when the test moves time on, all those due at once, as
+    a loop that was busy for a while wakes them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._due: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._count = itertools.count()
+
+    async def sleep(self, seconds: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._due, (self.now + seconds, next(self._count), future))
+        await future
+
+    async def move_to(self, moment: float) -> None:
+        self.now = moment
+        while self._due and self._due[0][0] <= moment:
+            heapq.heappop(self._due)[2].set_result(None)
+        for _ in range(10):  # let the woken run (a turn may sleep again)
+            await asyncio.sleep(0)
+
+
+async def test_turns_keep_a_margin_for_what_happens_before_the_call_arrives() -> None:
+    """By default a second holds 5% fewer turns than the rate, evenly spaced, so that jitter between
+    the bot and the upstream cannot put more than the rate into one second where they arrive."""
+    clock = FakeClock()
+    pacer = Pacer(200.0, clock=clock, sleep=clock.sleep)
+    for _ in range(3):
+        await pacer.turn()
+    assert clock.slept == pytest.approx([1.05 / 200, 2 * 1.05 / 200])
+
+
+async def test_a_stalled_loop_never_lets_more_than_rate_turns_into_one_second() -> None:
+    """Thirty reads wait for their slots (10 a second); the loop is busy from 100.45 to 101.45, so
+    every slot in between comes due at once. Counted as they are given out, no second holds more
+    than 10 of them, and all are given out soon after the rate allows."""
+    clock = StallingClock()
+    pacer = Pacer(10.0, clock=clock, sleep=clock.sleep, margin=0.0)
+    given: list[float] = []
+
+    async def read() -> None:
+        await pacer.turn()
+        given.append(clock.now)
+
+    tasks = [asyncio.create_task(read()) for _ in range(30)]
+    await clock.move_to(100.0)
+    for moment in (100.1, 100.2, 100.3, 100.4, 101.45, *(101.5 + 0.05 * i for i in range(60))):
+        await clock.move_to(moment)
+    await asyncio.gather(*tasks)
+    busiest = max(sum(1 for t in given if start <= t < start + 1.0) for start in given)
+    assert busiest <= 10
+    assert len(given) == 30 and max(given) <= 103.5  # 102.9 at best, and the loop lost a second

@@ -13,11 +13,11 @@ import pytest
 
 from bot.devtools.fakediscord import wait_until
 from bot.events import Cancelled, CancelResult, Delivery, Failure, JobEvent, Progress
+from bot.jobrun import ShownKey, worth_an_edit
 from bot.models import FailureReason, JobRecord, JobState, NewJob
 from bot.queue import QueueClient, RetryPolicy
 from bot.simulator import Fault, Simulator, SimulatorOptions, run_simulator
 from bot.storage.sqlite import SqliteStore
-from bot.jobrun import ShownKey, worth_an_edit
 from bot.tracker import JobTracker, TrackerSettings
 
 KEY = "sim-key-for-tracker-tests"
