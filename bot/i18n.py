@@ -31,6 +31,8 @@ class Catalog:
     def __init__(self, folder: Path | None = None) -> None:
         self._bundles: dict[str, FluentBundle] = {}
         self._sources: dict[str, str] = {}
+        # Messages that take no arguments (titles, field names, footers) are formatted once per locale.
+        self._plain: dict[tuple[str, str], str] = {}
         for name, text in _catalog_files(folder):
             resource = FluentResource(text)
             junk = [str(entry.content)[:60] for entry in resource.body if isinstance(entry, ast.Junk)]
@@ -67,6 +69,8 @@ class Catalog:
     def text(self, locale: str | None, key: str, **args: Any) -> str:
         """Message ``key`` (``key.attribute`` for an attribute) in ``locale``, English if it lacks it."""
         name = self.resolve(locale)
+        if not args and (plain := self._plain.get((name, key))) is not None:
+            return plain
         message_id, _, attribute = key.partition(".")
         bundle = self._bundles[name]
         if not bundle.has_message(message_id):
@@ -78,6 +82,8 @@ class Catalog:
         value, errors = bundle.format_pattern(pattern, args)
         if errors:
             log.warning("message %s (%s): %s", key, name, errors)
+        elif not args:
+            self._plain[(name, key)] = str(value)
         return str(value)
 
     def bind(self, locale: str | None) -> Texts:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlparse
 
 import aiohttp
+import orjson
 
 from bot.queue.errors import (
     AuthenticationError,
@@ -439,8 +440,8 @@ def _decode(raw: bytes, status: int, request_id: str | None) -> Any:
     if not raw.strip():
         return {}
     try:
-        return json.loads(raw)
-    except ValueError as exc:
+        return orjson.loads(raw)
+    except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
         raise MalformedResponseError(f"HTTP {status} answer is not JSON", status=status, request_id=request_id) from exc
 
 
