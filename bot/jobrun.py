@@ -50,7 +50,7 @@ class TrackerSettings:
     poll_min_interval: float = 1.0
     poll_max_interval: float = 10.0
     # The interval around a job's expected end (learned from finished jobs of its tier).
-    poll_dense_interval: float = 1.0
+    poll_dense_interval: float = 1.5
     job_timeout: float = 600.0
     max_result_bytes: int = 80 * 1024 * 1024
     max_reference_bytes: int = 7 * 1024 * 1024

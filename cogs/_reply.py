@@ -473,8 +473,9 @@ class ReplyPresenter:
     async def _add_cancel_control(self, job: JobRecord) -> None:
         """Put the bot's own ❌ on a new reply, so one click cancels; only when the channel's reaction
         budget has room (the Cancel button and members' own ❌ work without it), never retried."""
-        job = await self._bot.store.get_job(job.id) or job
-        if job.message_id is None or job.status.is_terminal:
+        if job.message_id is None:  # found through the interaction token since this record was read
+            job = await self._bot.store.get_job(job.id) or job
+        if job.message_id is None or job.status.is_terminal or job.id in self._finished:
             return
         if not self.budget.try_take(("react", job.channel_id), REACTIONS):
             log.debug("job %d: no reaction budget in the channel; no ❌ of the bot's own", job.id)
