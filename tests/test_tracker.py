@@ -86,6 +86,18 @@ class Rig:
         assert isinstance(created, JobRecord)
         return created
 
+    async def behind(self, ahead: int, prompt: str = "a lighthouse at dusk") -> JobRecord:
+        """Start ``ahead`` jobs (one runs, the rest queue: manual mode, one worker), then a job behind
+        them; returns it once the upstream has every one."""
+        blockers = [await self.new_job(prompt=f"ahead {i}") for i in range(ahead)]
+        for blocker in blockers:
+            self.tracker.start(blocker)
+        await self.sim.wait_for(lambda: len(self.sim.jobs) == ahead)
+        job = await self.new_job(prompt=prompt)
+        self.tracker.start(job)
+        await self.sim.wait_for(lambda: len(self.sim.jobs) == ahead + 1)
+        return job
+
     async def finished(self, job_id: int, timeout: float = 5.0) -> JobEvent:
         await self.recorder.wait(lambda: self.recorder.final(job_id) is not None, timeout)
         event = self.recorder.final(job_id)
@@ -152,12 +164,7 @@ async def test_a_position_that_only_moves_waits_for_the_interval_but_a_start_is_
     """Within ``position_interval`` the reply (and the stored row) keep the position last shown while
     the run reads newer ones; the job starting is shown at the next read all the same."""
     rig: Rig = await make_rig(settings=replace(FAST, position_interval=3600.0), manual=True)  # type: ignore[misc]
-    blockers = [await rig.new_job(prompt=f"ahead {i}") for i in range(2)]  # one running, one queued
-    for blocker in blockers:
-        rig.tracker.start(blocker)
-    await rig.sim.wait_for(lambda: len(rig.sim.jobs) == 2)
-    job = await rig.new_job()
-    rig.tracker.start(job)
+    job = await rig.behind(2)  # one running, one queued
     await rig.recorder.wait(lambda: any(isinstance(e, Progress) and e.queue_position for e in rig.recorder.of(job.id)))
     ours = next(j for j in rig.sim.jobs.values() if j.body["prompt"] == job.prompt)
     first = next(e for e in rig.recorder.of(job.id) if isinstance(e, Progress) and e.queue_position)
@@ -187,13 +194,7 @@ async def test_a_position_that_only_moves_waits_for_the_interval_but_a_start_is_
 async def test_job_follows_queue_positions_and_is_delivered(make_rig: Callable[..., object]) -> None:
     """Positions count down, the image arrives fitted, the job ends DELIVERED and keeps its cost."""
     rig: Rig = await make_rig(manual=True)  # type: ignore[misc]
-    blockers = [await rig.new_job(prompt=f"ahead {i}") for i in range(3)]  # one running, two queued
-    for job in blockers:
-        rig.tracker.start(job)
-    await rig.sim.wait_for(lambda: len(rig.sim.jobs) == 3)
-    job = await rig.new_job()
-    rig.tracker.start(job)
-    await rig.sim.wait_for(lambda: len(rig.sim.jobs) == 4)
+    job = await rig.behind(3)  # one running, two queued
     ours = next(j for j in rig.sim.jobs.values() if j.body["prompt"] == job.prompt)
     for expected in (3, 2, 1):
         running = next(j for j in rig.sim.jobs.values() if j.state == "IN_PROGRESS")
