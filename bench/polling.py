@@ -102,7 +102,7 @@ def follow(
     polls = [0] * len(case.jobs)
     lags = [0.0] * len(case.jobs)
     seen_running: list[float | None] = [None] * len(case.jobs)
-    last_queued: list[float | None] = [None] * len(case.jobs)
+    last_queued: list[tuple[float, int] | None] = [None] * len(case.jobs)
     last_position: list[tuple[int, float] | None] = [None] * len(case.jobs)
     due = [(job.submitted, i) for i, job in enumerate(case.jobs)]
     heapq.heapify(due)
@@ -117,17 +117,21 @@ def follow(
             continue
         position: int | None = None
         if now < job.started:
-            last_queued[i] = now
             position = case.position(i, now)
+            last_queued[i] = (now, position)
             before = last_position[i]
             if model is not None and learn and before is not None and position < before[0]:
                 model.observe_queue(TIER, before[0] - position, now - before[1])
             if before is None or position != before[0]:
                 last_position[i] = (position, now)
         elif seen_running[i] is None:
-            # As the bot does: the generation clock starts at the last read that saw it queued
-            # (it started somewhere since), or now if it was never seen queued.
-            seen_running[i] = last_queued[i] if last_queued[i] is not None else now
+            # As the bot does: the generation clock starts where the last read that saw it queued
+            # expected it to start (within that read and now), or now if it was never seen queued.
+            queued = last_queued[i]
+            if queued is None or model is None:
+                seen_running[i] = now if queued is None else queued[0]
+            else:
+                seen_running[i] = model.likely_start(TIER, queued_at=queued[0], position=queued[1], now=now)
         if model is None:
             assert interval is not None
             wait = interval

@@ -120,10 +120,10 @@ def worth_an_edit(shown: ShownKey | None, key: ShownKey, since_shown: float, pos
 
 
 def timing_of(job: JobRecord, now: float, running_since: float | None = None) -> dict[str, Any]:
-    """What the timing model needs to know of a job in progress. ``running_since``: when it may have
-    started generating at the earliest (the last read that saw it queued), if known; the stored
-    ``started_at`` (the first read that saw it generating) is later by up to one poll interval,
-    and a clock that starts late polls late."""
+    """What the timing model needs to know of a job in progress. ``running_since``: when it probably
+    started generating (:meth:`TimingModel.likely_start`), if known; the stored ``started_at`` (the
+    first read that saw it generating) is later by up to one poll interval, and a clock that starts
+    late polls late."""
     since = running_since if running_since is not None else job.started_at
     running = job.status is JobState.RUNNING and since is not None
     return {
@@ -291,9 +291,10 @@ class JobRun:
         self._completed_at: float | None = None
         self._shown: ShownKey | None = None
         self._shown_at = float("-inf")
-        # The last status read that saw the job unfinished, and the last that saw it queued.
+        # The last status read that saw the job unfinished; the last that saw it queued (when, and the
+        # position it read); when it probably started generating (see TimingModel.likely_start).
         self._unfinished_read_at: float | None = None
-        self._queued_read_at: float | None = None
+        self._queued_read: tuple[float, int | None] | None = None
         self._running_since: float | None = None
         # The last queue position read, and when: how fast the queue moves is learned from it.
         self._position: tuple[int, float] | None = None
@@ -448,7 +449,7 @@ class JobRun:
             last_unfinished, self._unfinished_read_at = self._unfinished_read_at, now
         match reading.state:
             case QueueState.QUEUED:
-                self._queued_read_at = now
+                self._queued_read = (now, reading.queue_position)
                 if job.status is not JobState.QUEUED:
                     return await store.update_progress(
                         job.id, JobState.QUEUED, queue_position=reading.queue_position, started_at=None, now=now
@@ -460,7 +461,12 @@ class JobRun:
             case QueueState.RUNNING:
                 if job.status is not JobState.RUNNING:
                     # It started somewhere since the last read that saw it queued.
-                    self._running_since = self._queued_read_at if last_unfinished is not None else None
+                    self._running_since = None
+                    if last_unfinished is not None and self._queued_read is not None:
+                        queued_at, position = self._queued_read
+                        self._running_since = self._ctx.timing.likely_start(
+                            job.resolution, queued_at=queued_at, position=position, now=now
+                        )
                     return await store.update_progress(
                         job.id, JobState.RUNNING, queue_position=None, started_at=now, now=now
                     )

@@ -120,14 +120,18 @@ class TimingModel:
         """
         policy = self.policy
         if running_for is None and position:
-            # Far in the queue: look again when about half of the expected wait has passed.
             learned = self._tier(tier).per_position
             if learned is None:
                 # The queue's speed is not known yet (a first start, or a first burst): the job may
                 # start at any moment, so look again before it could be done, as if it had started.
                 interval = min(0.5 * position * PRIOR_PER_POSITION, self._spread(tier)[0])
             else:
-                interval = 0.5 * position * learned
+                # Far in the queue: look again when about half of the expected wait has passed.
+                # Near its front (the start is due within the longest interval): look when it should
+                # start, not at halves of halves of the wait; its generation clock then starts at
+                # the start the last read expected (see likely_start).
+                wait = position * learned
+                interval = wait if wait < policy.max_interval else 0.5 * wait
         else:
             # Generating (or waiting with no position): the clock of the generation time applies.
             elapsed = running_for if running_for is not None else waited
@@ -141,6 +145,15 @@ class TimingModel:
                 # shortest jobs have finished, so "late" is learned short and most jobs run past it.
                 interval = policy.dense * (1.0 + (elapsed - late) / late)
         return min(policy.max_interval, max(policy.min_interval, interval))
+
+    def likely_start(self, tier: str, *, queued_at: float, position: int | None, now: float) -> float:
+        """When a job first seen generating at ``now`` probably started: where the last read that saw
+        it queued (at ``queued_at``, ``position`` jobs ahead) expected it to, within that read and
+        now. Without a learned queue speed: that read, the earliest it can have started."""
+        learned = self._tier(tier).per_position
+        if learned is None or not position:
+            return queued_at
+        return min(now, queued_at + position * learned)
 
     def estimate(self, tier: str, *, running_for: float | None, position: int | None, waited: float) -> Estimate:
         _, typical, late = self._spread(tier)

@@ -63,7 +63,9 @@ TEN_TO_TWENTY = [10.0 + i * 0.1 for i in range(101)]
         (39.0, None, 42.0, 2.0),  # twice as long as the 95th percentile
         (200.0, None, 203.0, 10.0),  # long overdue: never slower than max_interval
         (None, 4, 2.0, 10.0),  # far in the queue (4 × 5 s / 2), capped
-        (None, 2, 2.0, 5.0),  # half of the expected wait
+        (None, 3, 2.0, 7.5),  # half of the expected wait (15 s)
+        (None, 2, 2.0, 5.0),  # the start is due in 10 s, not within max_interval: half of it
+        (None, 1, 2.0, 5.0),  # due within max_interval: look when it should start (5 s), not at half
         (None, 0, 12.0, 1.0),  # waiting with no position: the generation clock from the submit
         (None, None, 0.2, 10.0),
     ],
@@ -196,15 +198,32 @@ def test_snapshot_keeps_how_much_was_seen() -> None:
 
 
 @pytest.mark.parametrize(
+    ("per_position", "position", "now", "expected"),
+    [
+        (2.0, 3, 120.0, 106.0),  # the last queued read (at 100, 3 ahead) expected it to start at 106
+        (2.0, 3, 104.0, 104.0),  # seen generating before that: not later than now
+        (2.0, 0, 120.0, 100.0),  # no position: the earliest possible start, that read
+        (2.0, None, 120.0, 100.0),
+        (None, 3, 120.0, 100.0),  # the queue's speed unknown: the earliest possible start
+    ],
+)
+def test_a_start_seen_late_is_placed_where_the_queue_expected_it(
+    per_position: float | None, position: int | None, now: float, expected: float
+) -> None:
+    model = learned(TEN_TO_TWENTY, per_position=per_position)
+    assert model.likely_start("1K", queued_at=100.0, position=position, now=now) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
     ("status", "started_at", "running_since", "running_for"),
     [
         (JobState.RUNNING, 110.0, None, 10.0),  # resumed: only the stored first sight is known
-        (JobState.RUNNING, 110.0, 104.0, 16.0),  # it started after the last read that saw it queued
+        (JobState.RUNNING, 110.0, 104.0, 16.0),  # it probably started before it was first seen generating
         (JobState.QUEUED, None, None, None),
         (JobState.QUEUED, None, 104.0, None),  # not generating: no generation clock
     ],
 )
-def test_the_generation_clock_starts_at_the_earliest_possible_start(
+def test_the_generation_clock_starts_at_the_likely_start(
     status: JobState, started_at: float | None, running_since: float | None, running_for: float | None
 ) -> None:
     job = replace(JOB, status=status, started_at=started_at)
