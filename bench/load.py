@@ -30,7 +30,9 @@ It prints (times from the fake Discord and the simulator, which share the machin
   creating the job, when it began the submit);
 - delivery lag (upstream completion → the image in the reply) p50 / p95 / p99 / max, split into
   noticing (completion → the first status poll after it) and handing over (that poll → the image);
-- status polls per job and per second of job life (submit to completion), by phase;
+- status polls per job and per second of job life (submit to completion), by phase: reads of the
+  status URL, and reads of the response URL that saw the job unfinished (202) or first saw it done
+  (the bot reads the response URL once a job may well be done); and all upstream reads per job;
 - Discord REST calls in the run (per job, by route), 429s by limit, gateway events sent to the
   bot, and calls per job against 2 + the number of distinct visible states of its reply (a state:
   the title, the status line without the elapsed time, and whether it shows the image; the
@@ -290,16 +292,35 @@ async def wait_until_done(
         await asyncio.gather(sender, return_exceptions=True)
 
 
+def poll_reads(reads: list[tuple[float, str]], finished: float | None) -> list[tuple[float, str]]:
+    """The reads of a job that were polls: every status read, and every read of its response URL
+    except the one that only fetched the result after a status read had seen the job finished (a
+    response read is a poll when it sees the job unfinished, 202, or is the first to see it done)."""
+    polls: list[tuple[float, str]] = []
+    seen_done = False
+    for at, endpoint in sorted(reads):
+        done = finished is not None and at >= finished
+        if endpoint == "result" and done and seen_done:
+            continue
+        seen_done = seen_done or done
+        polls.append((at, endpoint))
+    return polls
+
+
 def report(run: Run) -> dict[str, bool]:
     """Print the figures; return each target as met (True) or missed."""
     args, fake, records = run.args, run.fake, run.records
     n = args.jobs
     by_prompt = records.by_prompt()
     submits = {c.request_id: c for c in records.calls if c.endpoint == "submit" and c.request_id}
-    polls: dict[str, list[float]] = {}
+    job_reads: dict[str, list[tuple[float, str]]] = {}  # status and response URL reads of each job
     for call in records.calls:
-        if call.endpoint == "status" and call.request_id is not None:
-            polls.setdefault(call.request_id, []).append(call.received_at)
+        if call.endpoint in ("status", "result") and call.request_id is not None:
+            job_reads.setdefault(call.request_id, []).append((call.received_at, call.endpoint))
+    finished_at = {job.request_id: job.finished_at for job in records.jobs}
+    kept = {request_id: poll_reads(times, finished_at.get(request_id)) for request_id, times in job_reads.items()}
+    polls = {request_id: [at for at, _ in times] for request_id, times in kept.items()}
+    early_results = sum(1 for times in kept.values() for _, endpoint in times if endpoint == "result")
 
     deferred_at: dict[str, float] = {}
     for request in fake.requests[run.first_request :]:
@@ -395,6 +416,11 @@ def report(run: Run) -> dict[str, bool]:
         f"{total_polls / life:.3f} (1 per {life / max(1, total_polls):.1f} s)" if life else "—",
     )
     say("by phase", ", ".join(f"{k} {v}" for k, v in phase.items()))
+    say("of which response URL reads", f"{early_results} (202 while unfinished, or the read that found it done)")
+    say(
+        "upstream reads per job",
+        f"{sum(len(t) for t in job_reads.values()) / max(1, ours):.1f} (polls and result fetches)",
+    )
     say("peak status reads in 1 s", peak_in_window([t for ts in polls.values() for t in ts]))
 
     window = fake.requests[run.first_request :]

@@ -300,6 +300,10 @@ class JobRun:
         self._position: tuple[int, float] | None = None
         # Where the job is upstream (its URLs never change once it is submitted): made once, not per read.
         self._handle: JobHandle | None = None
+        # Whether the next poll reads the response URL (the job may well be done: see _follow), and
+        # the result such a poll brought, until it is delivered.
+        self._likely_done = False
+        self._result: QueueResult | None = None
         # The wait in progress (see _pause), and whether wake() cut it short.
         self._sleeper: asyncio.Future[None] | None = None
         self._woken = False
@@ -421,12 +425,14 @@ class JobRun:
         deadline = started + ctx.settings.job_timeout
         # Read before judging the deadline: after a long downtime the job may simply be done.
         try:
-            reading: QueueStatus | None = await ctx.client.status(self._upstream(job))
+            reading = await ctx.client.look(self._upstream(job), likely_done=self._likely_done)
         except NotFoundError as exc:
             return failed(FailureReason.LOST_UPSTREAM, exc.message)
         except QueueError as exc:  # the client reports outages once; a job just keeps waiting
             log.debug("status poll failed: %s", exc.message, extra=log_fields(job))
             reading = None
+        if isinstance(reading, QueueResult):
+            return await self._finished(job, reading)
         if reading is not None:
             step = await self._apply(job, reading)
             if not isinstance(step, JobRecord) or step.status is JobState.DELIVERING:
@@ -438,6 +444,10 @@ class JobRun:
         job = await self._show_progress(job, now)
         timing = timing_of(job, now, self._running_since)
         wait = ctx.timing.next_poll(job.resolution, **timing) * self._rng.uniform(0.9, 1.1)
+        running_for = timing["running_for"]
+        self._likely_done = running_for is not None and ctx.timing.may_be_done(
+            job.resolution, running_for=running_for + wait
+        )
         if await self._pause(min(wait, max(0.0, deadline - now))):
             return await ctx.store.get_job(job.id)  # woken: something changed the job (a cancel, its reply)
         return job  # the row as this run last wrote or read it: nothing else changed it
@@ -478,6 +488,19 @@ class JobRun:
                 return await store.mark_delivering(job.id, now=now)
             case _:
                 return _ending_for(job, reading)
+
+    async def _finished(self, job: JobRecord, result: QueueResult) -> Step:
+        """A poll of the response URL found the job finished, its result in hand."""
+        if result.failure is not None:
+            return _ending_for(job, result.failure)
+        now = self._ctx.clock()
+        previous = self._unfinished_read_at
+        self._completed_at = now if previous is None else (previous + now) / 2
+        since = self._running_since if self._running_since is not None else job.started_at
+        if job.status is JobState.RUNNING and since is not None:
+            self._ctx.timing.observe_generation(job.resolution, self._completed_at - since)
+        self._result = result
+        return await self._ctx.store.mark_delivering(job.id, now=now)
 
     def _learn(self, job: JobRecord, reading: QueueStatus, now: float) -> None:
         timing = self._ctx.timing
@@ -586,6 +609,8 @@ class JobRun:
 
     async def _fetch_result(self, job: JobRecord) -> QueueResult | None:
         ctx = self._ctx
+        if self._result is not None:  # the poll that saw it finished brought it
+            return self._result
         for _ in range(ctx.settings.delivery_attempts):
             try:
                 result = await ctx.client.result(self._upstream(job))

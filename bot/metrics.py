@@ -88,7 +88,11 @@ class Metrics:
             ["operation", "kind"],
             registry=reg,
         )
-        self._status_polls = Counter("imagine_status_polls", "Job status polls sent upstream.", registry=reg)
+        self._status_polls = Counter(
+            "imagine_status_polls",
+            "Job status polls sent upstream (status URL, or result URL read early).",
+            registry=reg,
+        )
         self._upstream_up = Gauge(
             "imagine_upstream_up", "1 unless the image service is in an outage (read at scrape time).", registry=reg
         )

@@ -146,6 +146,11 @@ class TimingModel:
                 interval = policy.dense * (1.0 + (elapsed - late) / late)
         return min(policy.max_interval, max(policy.min_interval, interval))
 
+    def may_be_done(self, tier: str, *, running_for: float | None) -> bool:
+        """Whether a job generating for ``running_for`` seconds may well have finished: it is past
+        the earliest likely generation time (a poll then reads the result at once, if it is there)."""
+        return running_for is not None and running_for >= self._spread(tier)[0]
+
     def likely_start(self, tier: str, *, queued_at: float, position: int | None, now: float) -> float:
         """When a job first seen generating at ``now`` probably started: where the last read that saw
         it queued (at ``queued_at``, ``position`` jobs ahead) expected it to, within that read and

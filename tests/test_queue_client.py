@@ -341,6 +341,51 @@ async def test_result_while_running_returns_status(sim: Simulator, client: Queue
     assert reading.state is QueueState.RUNNING
 
 
+async def test_look_reads_the_response_url_once_a_job_is_likely_done(sim: Simulator, make_client: MakeClient) -> None:
+    """A poll of a job that may be done reads its response URL: 202 while it runs (counted as a
+    status poll), the result in the same trip once it is finished; otherwise the status URL."""
+    metrics = Metrics()
+    client = make_client(sim.base_url, metrics=metrics)
+    handle = await submit_running(sim, client)
+    assert await client.look(handle, likely_done=False) == await client.look(handle, likely_done=True)
+    reading = await client.look(handle, likely_done=True)
+    assert isinstance(reading, QueueStatus) and reading.state is QueueState.RUNNING
+    await finish(sim, handle)
+    result = await client.look(handle, likely_done=True)
+    assert isinstance(result, QueueResult) and len(result.images) == 1
+    assert (statuses(sim, "status"), statuses(sim, "result")) == ([200], [202, 202, 200])
+    assert metrics.registry.get_sample_value("imagine_status_polls_total") == 4  # the result read found it done
+
+
+@pytest.mark.parametrize("answer", [400, 404, 422])
+async def test_an_upstream_without_early_results_is_polled_by_status_from_then_on(
+    sim: Simulator, client: QueueClient, answer: int
+) -> None:
+    """Should the response URL of an unfinished job answer an error instead of 202, the poll reads
+    the status URL at once, and the client never reads a response URL early again."""
+    handle = await submit_running(sim, client)
+    sim.add_fault(Fault("result", status=answer, body='{"detail": "Request is still in progress"}'))
+    reading = await client.look(handle, likely_done=True)
+    assert isinstance(reading, QueueStatus) and reading.state is QueueState.RUNNING
+    assert await client.look(handle, likely_done=True) == reading
+    assert (statuses(sim, "result"), statuses(sim, "status")) == ([answer], [200, 200])
+    await finish(sim, handle)
+    assert isinstance(await client.result(handle), QueueResult)  # the result itself is still read there
+
+
+async def test_a_failed_job_whose_response_url_errs_keeps_early_results(sim: Simulator, client: QueueClient) -> None:
+    """An error from the response URL of a job that has ended is about that job, not the upstream:
+    the status read tells how it ended, and the next job's poll reads its response URL again."""
+    handle = await submit_running(sim, client)
+    await finish(sim, handle, "CONTENT_BLOCKED")
+    sim.add_fault(Fault("result", status=422, body='{"detail": "Content blocked"}'))
+    reading = await client.look(handle, likely_done=True)
+    assert isinstance(reading, QueueStatus) and reading.error_type is ErrorType.CONTENT_BLOCKED
+    other = await submit_running(sim, client)
+    assert isinstance(await client.look(other, likely_done=True), QueueStatus)
+    assert statuses(sim, "result") == [422, 202]
+
+
 async def test_result_outputs_shape_with_text(sim: Simulator, client: QueueClient) -> None:
     """with_text=True gives the image plus the model's text from the outputs[] shape."""
     result = await finished_result(sim, client, GenerationRequest("a red bicycle", with_text=True))

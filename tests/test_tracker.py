@@ -221,6 +221,25 @@ async def test_job_follows_queue_positions_and_is_delivered(make_rig: Callable[.
     assert stored is not None and stored.status is JobState.DELIVERED and stored.cost == 1
 
 
+async def test_a_job_that_may_be_done_is_read_at_its_response_url_and_delivered_from_that_read(
+    make_rig: Callable[..., object],
+) -> None:
+    """Once a job may well have finished, its polls read the response URL: 202 while it runs, and
+    the read that finds it done brings the result with it (no status read, no second trip)."""
+    rig: Rig = await make_rig(manual=True)  # type: ignore[misc]
+    for _ in range(20):  # generations are learned to take 10 ms: anything running may be done
+        rig.tracker.timing.observe_generation("1K", 0.01)
+    job = await rig.new_job()
+    rig.tracker.start(job)
+    await rig.sim.wait_for(lambda: any(call.status == 202 for call in rig.sim.calls_to("result")))
+    ours = next(iter(rig.sim.jobs.values()))
+    rig.sim.finish(ours.request_id)
+    assert isinstance(await rig.finished(job.id), Delivery)
+    reads = rig.sim.calls_to("result")
+    assert [call.status for call in reads] == [202] * (len(reads) - 1) + [200]
+    assert all(call.received_at < reads[0].received_at for call in rig.sim.calls_to("status"))
+
+
 @pytest.mark.parametrize(
     ("error_type", "reason"),
     [

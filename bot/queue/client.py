@@ -135,6 +135,8 @@ class QueueClient:
         self._clock = clock
         # No API call starts before this moment (``clock`` time): set by a 429's Retry-After.
         self._hold_until = 0.0
+        # Whether an unfinished job's response URL answers 202 with its status (see look).
+        self._early_results = True
 
     def __repr__(self) -> str:
         return f"QueueClient(base_url={self._base!r}, model={self._model!r})"
@@ -214,7 +216,8 @@ class QueueClient:
         return self._parsed("status", lambda: parse_status(data, handle.request_id))
 
     async def result(self, handle: JobHandle) -> QueueResult | QueueStatus:
-        """The finished job's outputs, or its current status when it has not finished (HTTP 202)."""
+        """The finished job's outputs, or its current status when it has not finished (HTTP 202:
+        counted as a status poll, which it is)."""
         status, data = await self._call("result", "GET", handle.response_url, request_id=handle.request_id, paced=True)
 
         def parse() -> QueueResult | QueueStatus:
@@ -226,7 +229,34 @@ class QueueClient:
                     return reading
             return parse_result(data, handle.request_id)
 
-        return self._parsed("result", parse)
+        outcome = self._parsed("result", parse)
+        if isinstance(outcome, QueueStatus) and self._metrics is not None:
+            self._metrics.status_poll()
+        return outcome
+
+    async def look(self, handle: JobHandle, *, likely_done: bool) -> QueueStatus | QueueResult:
+        """One poll of a job. When it has ``likely_done``, its response URL is read instead of its
+        status URL: a finished job's result comes in that one trip, and an unfinished job answers
+        202 with its status. Should the upstream answer that read with an error while the job is
+        unfinished (its status URL is read at once to tell), this client reads status URLs only
+        from then on."""
+        if likely_done and self._early_results:
+            try:
+                outcome = await self.result(handle)
+                if isinstance(outcome, QueueResult) and self._metrics is not None:
+                    self._metrics.status_poll()  # the poll that found it done (a 202 counted itself)
+                return outcome
+            except (InvalidRequestError, NotFoundError, MalformedResponseError) as exc:
+                reading = await self.status(handle)
+                if not reading.state.is_terminal:
+                    self._early_results = False
+                    log.warning(
+                        "the upstream answers an unfinished job's response URL with an error (%s): "
+                        "polling status URLs only from now on",
+                        exc.message,
+                    )
+                return reading
+        return await self.status(handle)
 
     async def cancel(self, handle: JobHandle) -> CancelOutcome:
         try:
