@@ -66,6 +66,39 @@ async def test_refund_and_usage(store: Store) -> None:
     assert (usage.user_used, usage.guild_used, usage.user_active) == (0, 2, 0)
 
 
+async def test_usage_counts_today_and_active_jobs_only(store: Store) -> None:
+    """Yesterday's jobs count toward nothing but the member's active jobs; ended ones toward the day."""
+    earlier = await created(store, new_job(user=1), now=NOW - 86_400)  # yesterday, still running
+    ended = await created(store, new_job(user=1), now=NOW - 86_400)
+    await store.finish(ended.id, JobState.DELIVERED, now=NOW - 86_400, refund=False)
+    await created(store, new_job(user=1))
+    done = await created(store, new_job(user=3))
+    await store.finish(done.id, JobState.DELIVERED, now=NOW, refund=False)
+    await created(store, new_job(user=1, guild=11))  # another server
+    usage = await store.usage(10, 1, day="2027-01-15")
+    assert (usage.user_used, usage.guild_used, usage.user_active) == (1, 2, 2)
+    assert earlier.quota_day == "2027-01-14"
+
+
+async def test_a_quota_check_reads_indexes_not_the_servers_history(sqlite_store: SqliteStore, tmp_path: Path) -> None:
+    """Every statement a reservation runs finds its rows through an index: its cost does not grow
+    with the server's history (the jobs table is never scanned)."""
+    for _ in range(3):
+        await created(sqlite_store, new_job(user=1))
+    statements: list[str] = []
+    await sqlite_store._db.set_trace_callback(statements.append)
+    await created(sqlite_store, new_job(user=1))
+    await sqlite_store._db.set_trace_callback(None)
+    reads = [sql for sql in statements if sql.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE"))]
+    assert any("quota_day" in sql and sql.lstrip().upper().startswith("SELECT") for sql in reads)
+    with sqlite3.connect(tmp_path / "db" / "bot.sqlite3") as db:
+        for sql in reads:
+            plan = " / ".join(row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            assert "SCAN jobs" not in plan, (sql, plan)
+            if sql.lstrip().upper().startswith("SELECT") and "quota_day" in sql:
+                assert "jobs_by_day" in plan and "jobs_active_by_member" in plan, plan
+
+
 async def test_concurrent_reservations_never_exceed_the_limit(store: Store) -> None:
     await store.set_quota(10, {"user_daily": 5}, user_id=99, now=NOW)
     results = await asyncio.gather(*(store.create_job(new_job(), now=NOW, default_4k_weight=2) for _ in range(20)))

@@ -52,10 +52,16 @@ log = logging.getLogger(__name__)
 
 # A member's and their server's use on a day, and the member's unfinished jobs: the columns, then
 # the rows they sum (parameters: user, day, day, user, server, day).
-_USAGE_COLUMNS = f"""COALESCE(SUM(CASE WHEN user_id = ? AND quota_day = ? THEN cost END), 0),
-    COALESCE(SUM(CASE WHEN quota_day = ? THEN cost END), 0),
-    COUNT(CASE WHEN user_id = ? AND status IN ({_ACTIVE}) THEN 1 END)"""
-_USAGE_ROWS = f"FROM jobs WHERE guild_id IS ? AND (quota_day = ? OR status IN ({_ACTIVE}))"
+# A member's use today, the server's, and the member's active jobs (parameters: guild, day, user,
+# guild, day, guild, user), each through its own index (migration 0009): a new job's quota check
+# costs the same however long the server's history is.
+_USAGE = f"""(SELECT COALESCE(SUM(cost), 0) FROM jobs WHERE guild_id IS ? AND quota_day = ? AND user_id = ?),
+    (SELECT COALESCE(SUM(cost), 0) FROM jobs WHERE guild_id IS ? AND quota_day = ?),
+    (SELECT COUNT(*) FROM jobs WHERE guild_id IS ? AND user_id = ? AND status IN ({_ACTIVE}))"""
+
+
+def _usage_parameters(guild_id: int | None, user_id: int, day: str) -> tuple[Any, ...]:
+    return (guild_id, day, user_id, guild_id, day, guild_id, user_id)
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -357,14 +363,14 @@ class SqliteStore:
                     FROM blocked_members WHERE guild_id = ? AND user_id = ?
                 UNION ALL SELECT 'role', role_id, daily, set_by, set_at
                     FROM role_limits WHERE guild_id = ? {roles}
-                UNION ALL SELECT 'usage', {_USAGE_COLUMNS}, NULL {_USAGE_ROWS}""",
+                UNION ALL SELECT 'usage', {_USAGE}, NULL""",
             (
                 guild_id,
                 *(guild_id, user_id),
                 *(guild_id, user_id),
                 guild_id,
                 *role_ids,
-                *(user_id, day, day, user_id, guild_id, day),
+                *_usage_parameters(guild_id, user_id, day),
             ),
         )
         assert guild_id is not None
@@ -672,7 +678,7 @@ class SqliteStore:
         ]
 
     async def usage(self, guild_id: int | None, user_id: int, *, day: str) -> Usage:
-        row = await self._row(f"SELECT {_USAGE_COLUMNS} {_USAGE_ROWS}", (user_id, day, day, user_id, guild_id, day))
+        row = await self._row(f"SELECT {_USAGE}", _usage_parameters(guild_id, user_id, day))
         assert row is not None
         return Usage(user_used=row[0], guild_used=row[1], user_active=row[2])
 
