@@ -11,7 +11,8 @@ submitted within 5 s to an upstream that runs 100 at a time, first in first out,
 waiting job's position as the simulator does). A policy polls a job once right after its submit, as
 the bot does, and then waits:
 
-- ``fixed N s``: N seconds (times 0.9–1.1, the bot's jitter);
+- ``fixed N s``: N seconds (times 0.9–1.1, the bot's jitter), ending on the bot's 0.25-s grid of
+  wake-ups (``bot.jobrun.on_grid``), as every wait below;
 - ``learned``: what ``bot.timing.TimingModel.next_poll`` answers for what the bot would know at
   that poll (generating for how long since it was first *seen* generating, or its queue position,
   or how long since the submit), times the same jitter, with the bot's default bounds. The model
@@ -43,7 +44,8 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import machine_lines, percentile, say
-from bot.jobrun import TrackerSettings, poll_policy
+from bot.jobrun import TrackerSettings, on_grid, poll_policy
+from bot.queue.pacing import TICK
 from bot.timing import WINDOW, TimingModel
 
 TIER = "1K"
@@ -143,7 +145,7 @@ def follow(
                 position=position,
                 waited=now - job.submitted,
             )
-        heapq.heappush(due, (now + wait * rng.uniform(0.9, 1.1), i))
+        heapq.heappush(due, (now + on_grid(now, wait * rng.uniform(0.9, 1.1), TICK), i))
     life = sum(job.finished - job.submitted for job in case.jobs)
     return Outcome(polls, lags, life)
 

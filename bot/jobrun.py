@@ -36,6 +36,7 @@ from bot.queue import (
     QueueStatus,
     SubmitUncertainError,
 )
+from bot.queue.pacing import TICK
 from bot.storage import Store
 from bot.timing import Estimate, PollPolicy, TimingModel
 
@@ -64,6 +65,9 @@ class TrackerSettings:
     # The least time between two edits of a reply that only move its queue position (the expected
     # end counts down by itself meanwhile); a change of state is shown at once.
     position_interval: float = 30.0
+    # The grid a job's next poll is put on (the nearest point), so that the polls due within one tick
+    # wake the process once and leave together (see bot.queue.pacing.TICK); 0: exact times.
+    poll_tick: float = TICK
 
 
 class JobMetrics(Protocol):
@@ -117,6 +121,14 @@ def worth_an_edit(shown: ShownKey | None, key: ShownKey, since_shown: float, pos
     if shown is None or (key[0], key[2], key[3]) != (shown[0], shown[2], shown[3]):
         return True
     return since_shown >= position_interval
+
+
+def on_grid(now: float, seconds: float, tick: float) -> float:
+    """A wait of about ``seconds`` from ``now`` that ends on the nearest multiple of ``tick``, so that
+    the runs due within one tick wake together (waits shorter than a tick, or ``tick`` 0: as asked)."""
+    if tick <= 0 or seconds < tick:
+        return seconds
+    return max(0.0, round((now + seconds) / tick) * tick - now)
 
 
 def timing_of(job: JobRecord, now: float, running_since: float | None = None) -> dict[str, Any]:
@@ -660,9 +672,11 @@ class JobRun:
             await tell(ctx, row, ending.event)
 
     async def _pause(self, seconds: float) -> bool:
-        """Wait ``seconds`` (on the injected clock's ``sleep``) or until :meth:`wake`; returns whether
-        it was woken. One task per wait: :meth:`wake` cancels it."""
+        """Wait about ``seconds`` (on the injected clock's ``sleep``, ending on the poll grid: see
+        :func:`on_grid`) or until :meth:`wake`; returns whether it was woken. One task per wait:
+        :meth:`wake` cancels it."""
         if not self._woken:
+            seconds = on_grid(self._ctx.clock(), seconds, self._ctx.settings.poll_tick)
             self._sleeper = asyncio.ensure_future(self._ctx.sleep(seconds))
             try:
                 await self._sleeper

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from bot.jobrun import timing_of
+from bot.jobrun import on_grid, timing_of
 from bot.models import JobRecord, JobState
 from bot.queue.pacing import Pacer
 from bot.timing import MEMORY, PRIOR_SECONDS, WINDOW, PollPolicy, TimingModel
@@ -230,6 +230,22 @@ def test_the_generation_clock_starts_at_the_likely_start(
     assert timing_of(job, 120.0, running_since)["running_for"] == running_for
 
 
+@pytest.mark.parametrize(
+    ("now", "seconds", "tick", "expected"),
+    [
+        (100.07, 2.0, 0.25, 1.93),  # ends at 102.0, the nearest point of the grid
+        (100.2, 2.0, 0.25, 2.05),  # 102.2 → 102.25
+        (100.0, 1.5, 0.25, 1.5),  # already on the grid
+        (100.07, 0.1, 0.25, 0.1),  # shorter than a tick: as asked
+        (100.07, 2.0, 0.0, 2.0),  # no grid
+    ],
+)
+def test_a_poll_waits_until_the_nearest_point_of_the_grid(
+    now: float, seconds: float, tick: float, expected: float
+) -> None:
+    assert on_grid(now, seconds, tick) == pytest.approx(expected)
+
+
 class FakeClock:
     def __init__(self) -> None:
         self.now = 100.0
@@ -242,16 +258,32 @@ class FakeClock:
         self.slept.append(seconds)
 
 
-async def test_pacer_spreads_a_burst_evenly() -> None:
+async def test_pacer_gives_a_burst_out_tick_by_tick() -> None:
+    """25 callers at the same instant, 100 turns a second in ticks of 0.1 s: ten now, ten at the next
+    tick, five at the one after; after a quiet spell a turn is given at once."""
     clock = FakeClock()
-    pacer = Pacer(100.0, clock=clock, sleep=clock.sleep, margin=0.0)
-    for _ in range(5):
-        await pacer.turn()  # five callers at the same instant
-    assert clock.slept == pytest.approx([0.01, 0.02, 0.03, 0.04])
+    pacer = Pacer(100.0, clock=clock, sleep=clock.sleep, margin=0.0, tick=0.1)
+    for _ in range(25):
+        await pacer.turn()
+    assert clock.slept == pytest.approx([0.1] * 10 + [0.2] * 5)
     clock.now += 10.0
     clock.slept.clear()
-    await pacer.turn()  # after a quiet spell, no wait
+    await pacer.turn()
     assert clock.slept == []
+
+
+async def test_turns_due_together_leave_together_within_a_ticks_share() -> None:
+    """Turns asked for one by one within a tick are given at once while the tick has room (they
+    share the wake-up that brought them); the next one waits for the next tick."""
+    clock = FakeClock()
+    clock.now = 100.02
+    pacer = Pacer(40.0, clock=clock, sleep=clock.sleep, margin=0.0, tick=0.25)
+    for _ in range(10):
+        await pacer.turn()
+        clock.now += 0.001
+    assert clock.slept == []
+    await pacer.turn()
+    assert clock.slept == pytest.approx([100.25 - 100.03])
 
 
 class StallingClock(FakeClock):
@@ -277,21 +309,22 @@ class StallingClock(FakeClock):
 
 
 async def test_turns_keep_a_margin_for_what_happens_before_the_call_arrives() -> None:
-    """By default a second holds 5% fewer turns than the rate, evenly spaced, so that jitter between
-    the bot and the upstream cannot put more than the rate into one second where they arrive."""
+    """By default a second holds 5% fewer turns than the rate (a tick's share is rounded down), so
+    that jitter between the bot and the upstream cannot put more than the rate into one second
+    where they arrive."""
     clock = FakeClock()
-    pacer = Pacer(200.0, clock=clock, sleep=clock.sleep)
-    for _ in range(3):
+    pacer = Pacer(200.0, clock=clock, sleep=clock.sleep, tick=0.25)
+    for _ in range(48):  # 200 × 0.25 / 1.05 = 47.6: 47 a tick
         await pacer.turn()
-    assert clock.slept == pytest.approx([1.05 / 200, 2 * 1.05 / 200])
+    assert clock.slept == [pytest.approx(0.25)]
 
 
 async def test_a_stalled_loop_never_lets_more_than_rate_turns_into_one_second() -> None:
-    """Thirty reads wait for their slots (10 a second); the loop is busy from 100.45 to 101.45, so
-    every slot in between comes due at once. Counted as they are given out, no second holds more
-    than 10 of them, and all are given out soon after the rate allows."""
+    """Thirty reads wait for their turns (10 a second, one a tick); the loop is busy from 100.45 to
+    101.45, so every tick in between comes due at once. Counted as they are given out, no second
+    holds more than 10 of them, and all are given out soon after the rate allows."""
     clock = StallingClock()
-    pacer = Pacer(10.0, clock=clock, sleep=clock.sleep, margin=0.0)
+    pacer = Pacer(10.0, clock=clock, sleep=clock.sleep, margin=0.0, tick=0.1)
     given: list[float] = []
 
     async def read() -> None:
