@@ -44,8 +44,7 @@ if __package__ in (None, ""):  # run as a file: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import machine_lines, percentile, say
-from bot.jobrun import TrackerSettings, on_grid, poll_policy
-from bot.queue.pacing import TICK
+from bot.jobrun import POLL_TICK, TrackerSettings, on_grid, poll_policy
 from bot.timing import WINDOW, TimingModel
 
 TIER = "1K"
@@ -145,7 +144,7 @@ def follow(
                 position=position,
                 waited=now - job.submitted,
             )
-        heapq.heappush(due, (now + on_grid(now, wait * rng.uniform(0.9, 1.1), TICK), i))
+        heapq.heappush(due, (now + on_grid(now, wait * rng.uniform(0.9, 1.1), POLL_TICK), i))
     life = sum(job.finished - job.submitted for job in case.jobs)
     return Outcome(polls, lags, life)
 
@@ -216,15 +215,15 @@ def main(argv: list[str] | None = None) -> int:
         for interval in intervals:
             outcome = follow(case, interval, None, random.Random(f"{args.seed}:jitter"))
             rows.append(row(f"fixed {interval:g} s", outcome))
-        trained = TimingModel(policy)
+        trained = TimingModel(policy, rng=random.Random(f"{args.seed}:{number}:model"))
         follow(warmup, None, trained, random.Random(f"{args.seed}:warm-up jitter"))
-        frozen = TimingModel(policy)
+        frozen = TimingModel(policy, rng=random.Random(f"{args.seed}:{number}:model"))
         frozen.restore(trained.snapshot())  # the queue speed learned in the warm-up
         sample = random.Random(f"{args.seed}:{number}:sample")
         for _ in range(WINDOW):  # a window of generation times drawn at random, not by completion order
             frozen.observe_generation(TIER, sample.uniform(LOW, HIGH))
         rows.append(row("learned", follow(case, None, trained, random.Random(f"{args.seed}:jitter"))))
-        fresh = TimingModel(policy)
+        fresh = TimingModel(policy, rng=random.Random(f"{args.seed}:{number}:model"))
         rows.append(row("learned, priors only", follow(case, None, fresh, random.Random(f"{args.seed}:jitter"))))
         jitter = random.Random(f"{args.seed}:jitter")
         rows.append(row("learned, fair window (diag.)", follow(case, None, frozen, jitter, learn=False)))

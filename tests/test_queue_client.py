@@ -1436,5 +1436,5 @@ async def test_status_and_result_reads_are_paced_as_they_leave(sim: Simulator) -
         assert waits == []  # the submit is not a read
         await asyncio.gather(*(client.status(handle) for _ in range(4)))
         await client.result(handle)
-    # 10 a second with the 5% margin, in ticks of 0.25 s: two a tick (2.5 / 1.05 rounded down)
-    assert waits == pytest.approx([0.25, 0.25, 0.5])
+    # 10 a second with the 10% margin, in ticks of 0.1 s: one a tick
+    assert waits == pytest.approx([0.1, 0.2, 0.3, 0.4])

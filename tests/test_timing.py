@@ -309,14 +309,14 @@ class StallingClock(FakeClock):
 
 
 async def test_turns_keep_a_margin_for_what_happens_before_the_call_arrives() -> None:
-    """By default a second holds 5% fewer turns than the rate (a tick's share is rounded down), so
+    """By default a second holds 10% fewer turns than the rate (a tick's share is rounded down), so
     that jitter between the bot and the upstream cannot put more than the rate into one second
     where they arrive."""
     clock = FakeClock()
-    pacer = Pacer(200.0, clock=clock, sleep=clock.sleep, tick=0.25)
-    for _ in range(48):  # 200 × 0.25 / 1.05 = 47.6: 47 a tick
+    pacer = Pacer(200.0, clock=clock, sleep=clock.sleep)
+    for _ in range(19):  # ticks of 0.1 s: 200 × 0.1 / 1.1 = 18.2, 18 a tick
         await pacer.turn()
-    assert clock.slept == [pytest.approx(0.25)]
+    assert clock.slept == [pytest.approx(0.1)]
 
 
 async def test_a_stalled_loop_never_lets_more_than_rate_turns_into_one_second() -> None:

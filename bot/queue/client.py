@@ -320,12 +320,15 @@ class QueueClient:
         paced: bool = False,
     ) -> tuple[int, Any]:
         async def attempt() -> tuple[int, Any]:
-            async with (
-                self._read_slots if paced else contextlib.nullcontext(),
-                self._calls if limited else contextlib.nullcontext(),
-            ):
-                if paced and self._reads is not None:
-                    await self._reads.turn()  # with a slot in hand, so the read leaves at its turn
+            async with contextlib.AsyncExitStack() as held:
+                if paced:
+                    await held.enter_async_context(self._read_slots)
+                    if self._reads is not None:
+                        # With a read slot in hand, so the read leaves at its turn; a call slot only
+                        # after it, so a submit never waits behind reads waiting for their turns.
+                        await self._reads.turn()
+                if limited:
+                    await held.enter_async_context(self._calls)
                 started = self._clock()
                 try:
                     async with self._session.request(

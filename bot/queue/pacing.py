@@ -11,23 +11,18 @@ from collections.abc import Awaitable, Callable
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
-# The grain of the bot's polling, in seconds: reads are given out per tick, and a job's next poll is
-# put on the same grid (``TrackerSettings.poll_tick``), so the reads due within a tick leave together.
-# A process woken once for many reads spends far less on each than one woken for every read (its
-# memory is cold after each sleep): a quarter of a second halves the CPU of a poll at a thousand jobs.
-TICK = 0.25
-
 
 class Pacer:
-    """At most ``rate`` turns a second, spread over the second in ticks of ``tick`` seconds: each
-    tick gives out its share of the rate (callers beyond it wait for the next tick with room), so a
-    thousand jobs resumed at once read their status over seconds instead of in one burst, and turns
-    that come due together leave together.
+    """At most ``rate`` turns a second, given out in ticks of ``tick`` seconds: each tick gives out
+    its share of the rate (callers beyond it wait for the next tick with room), so a thousand jobs
+    resumed at once read their status over seconds instead of in one burst, and reads that come due
+    together (the tracker wakes its polls on a grid) leave together instead of one wake-up each.
 
     The turns are also counted as they are given out: no ``1 + margin`` seconds ever hold more than
     ``rate`` of them, however late a busy event loop wakes the waiting. The margin covers what
     happens between a turn and the call's arrival (the rest of the HTTP client's work, the network,
-    the server's own loop), so that the server too never counts more than ``rate`` in one second.
+    the server's own loop; longer for the later turns of a tick's batch), so that the server too
+    never counts more than ``rate`` in one second.
     """
 
     def __init__(
@@ -36,8 +31,8 @@ class Pacer:
         *,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
-        margin: float = 0.05,
-        tick: float = TICK,
+        margin: float = 0.1,
+        tick: float = 0.1,
     ) -> None:
         self._window = 1.0 + margin
         self._tick = tick
