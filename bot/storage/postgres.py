@@ -725,8 +725,8 @@ class PostgresStore:
         return await self._usage(self._pool, guild_id, user_id, day=day)
 
     async def _usage(self, db: _Db, guild_id: int | None, user_id: int, *, day: str) -> Usage:
-        # Each through its own index (migration 0009): a new job's quota check costs the same however
-        # long the server's history is.
+        # Each through its own index (migration 0009): a new job's quota check reads the day's entries
+        # of the server's index and the member's active jobs, never the server's whole history.
         where = "guild_id IS NULL" if guild_id is None else "guild_id = $3"
         row = await db.fetchrow(
             f"""SELECT

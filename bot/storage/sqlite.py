@@ -50,11 +50,10 @@ from bot.storage.base import job_from_row as _job
 
 log = logging.getLogger(__name__)
 
-# A member's and their server's use on a day, and the member's unfinished jobs: the columns, then
-# the rows they sum (parameters: user, day, day, user, server, day).
-# A member's use today, the server's, and the member's active jobs (parameters: guild, day, user,
-# guild, day, guild, user), each through its own index (migration 0009): a new job's quota check
-# costs the same however long the server's history is.
+# A member's use on a day, their server's, and the member's unfinished jobs (parameters: server, day,
+# user, server, day, server, user), each through its own index (migration 0009): a new job's quota
+# check reads the day's entries of the server's index and the member's active jobs, never the
+# server's whole history.
 _USAGE = f"""(SELECT COALESCE(SUM(cost), 0) FROM jobs WHERE guild_id IS ? AND quota_day = ? AND user_id = ?),
     (SELECT COALESCE(SUM(cost), 0) FROM jobs WHERE guild_id IS ? AND quota_day = ?),
     (SELECT COUNT(*) FROM jobs WHERE guild_id IS ? AND user_id = ? AND status IN ({_ACTIVE}))"""
