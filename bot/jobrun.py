@@ -499,10 +499,7 @@ class JobRun:
                     )
                 return job
             case QueueState.SUCCEEDED:
-                # It finished somewhere between the last read that saw it unfinished and this one.
-                previous = self._unfinished_read_at
-                self._completed_at = now if previous is None else (previous + now) / 2
-                return await store.mark_delivering(job.id, now=now)
+                return await self._done(job, now)
             case _:
                 return _ending_for(job, reading)
 
@@ -511,12 +508,18 @@ class JobRun:
         if result.failure is not None:
             return _ending_for(job, result.failure)
         now = self._ctx.clock()
+        self._result = result
+        done = await self._done(job, now)
+        since = self._running_since if self._running_since is not None else job.started_at
+        if job.status is JobState.RUNNING and since is not None and self._completed_at is not None:
+            self._ctx.timing.observe_generation(job.resolution, self._completed_at - since)
+        return done
+
+    async def _done(self, job: JobRecord, now: float) -> JobRecord:
+        """A read at ``now`` found the job finished: it finished somewhere between the last read that
+        saw it unfinished and this one. Recorded as delivering before anything is fetched."""
         previous = self._unfinished_read_at
         self._completed_at = now if previous is None else (previous + now) / 2
-        since = self._running_since if self._running_since is not None else job.started_at
-        if job.status is JobState.RUNNING and since is not None:
-            self._ctx.timing.observe_generation(job.resolution, self._completed_at - since)
-        self._result = result
         return await self._ctx.store.mark_delivering(job.id, now=now)
 
     def _learn(self, job: JobRecord, reading: QueueStatus, now: float) -> None:
